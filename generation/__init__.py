@@ -1,0 +1,1 @@
+"""Plain-Python generation: shapes, procedural chairs, anomalies, cameras, planning, shards."""
