@@ -1,0 +1,163 @@
+"""Blender scene building blocks: the only module family that imports bpy.
+
+A worker imports bpy once (``init_blender``), then for every shape calls ``clear_objects`` and
+``add_part_objects``; cameras are set from OpenCV K / world_to_cam with ``set_camera``.
+Blender's camera looks down its local -z with +y up; OpenCV looks down +z with +y down, so
+cam_to_world_blender = inverse(world_to_cam) @ diag(1, -1, -1, 1).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import bpy
+import numpy as np
+from PIL import Image
+
+from brokenchairs.generation.shape import Part
+
+_CV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
+SENSOR_WIDTH_MM = 36.0
+
+
+def init_blender(threads: int | None = None) -> None:
+    """Start from an empty factory scene (call once per process)."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    if threads:
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = threads
+    cam_data = bpy.data.cameras.new("camera")
+    cam = bpy.data.objects.new("camera", cam_data)
+    scene.collection.objects.link(cam)
+    scene.camera = cam
+    if scene.world is None:
+        scene.world = bpy.data.worlds.new("world")
+
+
+def clear_objects(keep: Sequence[str] = ("camera",)) -> None:
+    """Remove every object (and its mesh data) except those named in ``keep``."""
+    for obj in list(bpy.data.objects):
+        if obj.name not in keep:
+            data = obj.data
+            bpy.data.objects.remove(obj, do_unlink=True)
+            if isinstance(data, bpy.types.Mesh) and data.users == 0:
+                bpy.data.meshes.remove(data)
+    for mesh in list(bpy.data.meshes):
+        if mesh.users == 0:
+            bpy.data.meshes.remove(mesh)
+
+
+def mesh_object(name: str, vertices: np.ndarray, faces: np.ndarray) -> bpy.types.Object:
+    """A linked mesh object built with foreach_set (fast, no Python lists)."""
+    me = bpy.data.meshes.new(name)
+    v = np.ascontiguousarray(vertices, dtype=np.float32).ravel()
+    f = np.ascontiguousarray(faces, dtype=np.int32)
+    me.vertices.add(len(vertices))
+    me.vertices.foreach_set("co", v)
+    me.loops.add(f.size)
+    me.loops.foreach_set("vertex_index", f.ravel())
+    me.polygons.add(len(f))
+    me.polygons.foreach_set("loop_start", np.arange(0, f.size, 3, dtype=np.int32))
+    me.update(calc_edges=True)
+    obj = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(obj)
+    return obj
+
+
+def orient_faces(obj: bpy.types.Object) -> None:
+    """Make face normals consistent and outward (PartNet parts are soups with mixed winding).
+
+    Coincident vertices are welded first so the soup becomes connected; positions do not move.
+    """
+    import bmesh
+
+    bm = bmesh.new()
+    bm.from_mesh(obj.data)
+    bmesh.ops.remove_doubles(bm, verts=bm.verts, dist=1e-7)
+    bmesh.ops.recalc_face_normals(bm, faces=bm.faces)
+    bm.to_mesh(obj.data)
+    bm.free()
+
+
+def add_part_objects(parts: Sequence[Part], fix_normals: bool = True) -> list[bpy.types.Object]:
+    """One object per part, named ``<node id>_<label>``, with pass_index = position + 1."""
+    objs = []
+    for i, part in enumerate(parts):
+        obj = mesh_object(part.name, part.mesh.vertices, part.mesh.faces)
+        if fix_normals and not part.mesh.is_watertight:
+            orient_faces(obj)
+        obj.pass_index = i + 1
+        obj["part_path"] = part.path_str
+        objs.append(obj)
+    return objs
+
+
+def set_resolution(width: int, height: int) -> None:
+    r = bpy.context.scene.render
+    r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+
+
+def set_camera(K: np.ndarray, world_to_cam: np.ndarray, width: int, height: int) -> None:
+    """Place the scene camera so Blender renders exactly the OpenCV camera (K, world_to_cam)."""
+    if abs(K[0, 0] - K[1, 1]) > 1e-6 * K[0, 0]:
+        raise ValueError("only square pixels (fx == fy) are supported")
+    cam = bpy.context.scene.camera
+    cam.matrix_world = _to_matrix(np.linalg.inv(world_to_cam) @ _CV_TO_BLENDER)
+    data = cam.data
+    data.type = "PERSP"
+    data.sensor_fit = "HORIZONTAL" if width >= height else "VERTICAL"
+    data.sensor_width = data.sensor_height = SENSOR_WIDTH_MM
+    size = max(width, height)
+    data.lens = K[0, 0] * SENSOR_WIDTH_MM / size
+    data.shift_x = -(K[0, 2] - width / 2) / size
+    data.shift_y = (K[1, 2] - height / 2) / size
+    data.clip_start, data.clip_end = 0.01, 100.0
+    set_resolution(width, height)
+
+
+def _to_matrix(m: np.ndarray):
+    from mathutils import Matrix
+
+    return Matrix([list(map(float, row)) for row in m])
+
+
+def render_rgba(path: Path | None = None) -> np.ndarray:
+    """Render the scene camera to an (H,W,4) uint8 array (via a temporary PNG)."""
+    scene = bpy.context.scene
+    scene.render.image_settings.file_format = "PNG"
+    scene.render.image_settings.color_mode = "RGBA"
+    fd, tmp = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    try:
+        scene.render.filepath = tmp
+        bpy.ops.render.render(write_still=True)
+        return np.asarray(Image.open(tmp).convert("RGBA"))
+    finally:
+        os.unlink(tmp)
+
+
+def over_white(rgba: np.ndarray) -> np.ndarray:
+    """Composite an RGBA render onto a white background: (H,W,3) uint8."""
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    rgb = rgba[..., :3].astype(np.float32) * a + 255.0 * (1 - a)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+
+
+def setup_workbench(color_type: str = "OBJECT", shadows: bool = True) -> None:
+    """Workbench, studio light, transparent film (composited onto white by the caller)."""
+    scene = bpy.context.scene
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.film_transparent = True
+    shading = scene.display.shading
+    shading.light = "STUDIO"
+    shading.color_type = color_type
+    shading.show_shadows = shadows
+    shading.show_cavity = True
+    shading.cavity_type = "WORLD"
+    scene.display.render_aa = "8"
+    scene.view_settings.view_transform = "Standard"

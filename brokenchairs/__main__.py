@@ -1,0 +1,3 @@
+from brokenchairs.cli import main
+
+main()

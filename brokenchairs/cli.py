@@ -1,0 +1,154 @@
+"""The ``brokenchairs`` command: a thin click layer over the library.
+
+Bad input raises ``InputError``; the group turns it into one line on stderr and exit code 2.
+Commands that need Blender import ``brokenchairs.blender_scripts`` lazily, so plain commands
+start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from brokenchairs.errors import InputError
+
+
+class Group(click.Group):
+    """A click group that reports InputError as ``error: <file>: <problem>`` and exits 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="brokenchairs")
+def main() -> None:
+    """Generate BrokenChairs-style anomaly datasets with Blender and benchmark models on them.
+
+    \b
+    Start with procedural chairs (nothing to download):
+      brokenchairs shapes synth --count 24 --seed 0 --out chairs/
+      brokenchairs shapes info chairs/
+      brokenchairs shapes preview chairs/ --out sheet.png
+    """
+
+
+@main.group(cls=Group)
+def shapes() -> None:
+    """Part-annotated chair sources: make, inspect, preview and export shapes.
+
+    \b
+    Example: brokenchairs shapes synth --count 8 --out chairs/ && brokenchairs shapes info chairs/
+    """
+
+
+@shapes.command("synth")
+@click.option("--count", type=click.IntRange(min=1), default=24, show_default=True, help="Chairs to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed; chair i depends on (seed, i) only.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="Index of the first chair.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+def shapes_synth(count: int, seed: int, start: int, out: Path) -> None:
+    """Write procedural chairs in PartNet's data_v0 layout (y up, objs/ + result*.json).
+
+    \b
+    Example: brokenchairs shapes synth --count 50 --seed 1 --out chairs/
+    """
+    from tqdm import tqdm
+
+    from brokenchairs.generation.procedural import synth_chairs
+
+    t0 = time.perf_counter()
+    for _ in tqdm(synth_chairs(count, seed, out, start), total=count, desc="chairs", unit="chair", disable=None):
+        pass
+    dt = time.perf_counter() - t0
+    click.echo(f"wrote {count} chairs to {out} in {dt:.2f} s ({count / dt:.1f} chairs/s)")
+
+
+@shapes.command("info")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def shapes_info(folder: Path, as_json: bool) -> None:
+    """Table of shapes, families, parts per shape and the leaf-label histogram.
+
+    \b
+    Example: brokenchairs shapes info ../shared/data/partnet-chairs --json
+    """
+    from brokenchairs.generation.inventory import format_inventory, inventory
+
+    inv = inventory(folder)
+    click.echo(json.dumps(inv.summary(), indent=1) if as_json else format_inventory(inv))
+
+
+@shapes.command("preview")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
+@click.option("--n", "limit", type=click.IntRange(min=1), default=24, show_default=True, help="Shapes to show.")
+@click.option("--size", type=click.IntRange(min=32), default=256, show_default=True, help="Tile size in pixels.")
+@click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True)
+def shapes_preview(folder: Path, out: Path, limit: int, size: int, columns: int) -> None:
+    """Contact sheet rendered with Blender Workbench, parts coloured by label.
+
+    \b
+    Example: brokenchairs shapes preview chairs/ --out sheet.png --n 24
+    """
+    import itertools
+
+    from brokenchairs.blender_scripts.preview import contact_sheet
+    from brokenchairs.generation.partnet import find_shape_dirs, load_shape
+
+    dirs = find_shape_dirs(folder)[:limit]
+    shapes_ = [load_shape(d) for d in dirs]  # validate everything before rendering anything
+    with _quiet_stdout():
+        n = contact_sheet(itertools.islice(shapes_, limit), out, size=size, columns=columns)
+    click.echo(f"wrote {out} ({n} shapes)")
+
+
+@shapes.command("export")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help=".obj/.glb/.ply/.stl")
+@click.option("--part", "node_id", type=int, default=None, help="Export only this leaf (PartNet node id).")
+def shapes_export(folder: Path, out: Path, node_id: int | None) -> None:
+    """Export one shape (normalised, z up) or one of its parts, keeping part names.
+
+    \b
+    Example: brokenchairs shapes export chairs/synth-0-00005 --out chair.glb
+    """
+    from brokenchairs.generation.export import export_shape
+    from brokenchairs.generation.partnet import load_shape
+
+    shape = load_shape(folder)
+    if node_id is not None and node_id not in {p.node_id for p in shape.parts()}:
+        raise InputError(folder, f"no leaf part with id {node_id}")
+    click.echo(f"wrote {export_shape(shape, out, node_id)}")
+
+
+class _quiet_stdout:
+    """Silence Blender's per-frame chatter on stdout (file descriptor level)."""
+
+    def __enter__(self):
+        import os
+
+        sys.stdout.flush()
+        self._fd = os.dup(1)
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 1)
+
+    def __exit__(self, *exc):
+        import os
+
+        sys.stdout.flush()
+        os.dup2(self._fd, 1)
+        os.close(self._fd)
+        os.close(self._null)
+
+
+if __name__ == "__main__":
+    main()
