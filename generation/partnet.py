@@ -65,7 +65,9 @@ def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
     v = np.array(verts, dtype=np.float64).reshape(-1, 3)
     f = np.array(tris, dtype=np.int64).reshape(-1, 3)
     check_mesh(v, f, str(path))
-    return v, f
+    # PartNet part files often carry the whole model's vertex list: keep only referenced ones
+    used, f = np.unique(f, return_inverse=True)
+    return v[used], f.reshape(-1, 3)
 
 
 def format_obj(vertices: np.ndarray, faces: np.ndarray) -> str:
@@ -89,7 +91,7 @@ def find_shape_dirs(root: str | Path) -> list[Path]:
         return [root]
     dirs = sorted((p for p in root.iterdir() if p.is_dir() and is_shape_dir(p)), key=lambda p: p.name)
     if not dirs:
-        raise InputError(root, f"no PartNet shape folders (with {' or '.join(RESULT_FILES)}) found")
+        raise InputError(root, f"missing {RESULT_FILES[0]} and {RESULT_FILES[1]}, and no shape folders inside")
     return dirs
 
 

@@ -56,14 +56,13 @@ def test_normalised_frame(loaded):
 def test_no_floating_parts(loaded):
     """Every part comes within 0.5% of the diagonal of the rest of the chair."""
     rng = np.random.default_rng(0)
-    for shape in loaded[:30]:
+    for shape in loaded[:20]:
         parts = shape.parts()
         for i, p in enumerate(parts):
             rest = trimesh.util.concatenate([q.mesh for j, q in enumerate(parts) if j != i])
-            pts = np.vstack([p.mesh.vertices, sample_surface(p.mesh, 300, rng)])
+            pts = np.vstack([p.mesh.vertices, sample_surface(p.mesh, 400, rng)])
             _, dist, _ = trimesh.proximity.closest_point(rest, pts)
-            inside = rest.contains(pts) if rest.is_watertight else np.zeros(len(pts), bool)
-            assert dist.min() < 0.005 or inside.any(), (shape.shape_id, p.path_str, dist.min())
+            assert dist.min() < 0.005, (shape.shape_id, p.path_str, dist.min())
 
 
 def test_family_diversity_and_part_counts(loaded):
