@@ -1,0 +1,29 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+OUT    ?= out/demo
+
+.PHONY: setup test demo clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch/torchvision pinned to the pair that lies on this machine kind's disk (CPU works)
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+# The main job, end to end on the built-in procedural chairs.
+demo: setup
+	$(VENV)/bin/brokenchairs shapes synth --count 24 --seed 0 --out $(OUT)/chairs
+	$(VENV)/bin/brokenchairs shapes info $(OUT)/chairs
+	$(VENV)/bin/brokenchairs shapes preview $(OUT)/chairs --out $(OUT)/chairs.png
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
