@@ -1,0 +1,79 @@
+"""Render passes (depth, object index) read back as numpy arrays.
+
+bpy 5.0 gives no Python access to render-result passes and the Viewer node does not run in
+background renders, so the compositor's File Output node writes each pass as an uncompressed
+32-bit single-layer EXR into a private temp folder, which Blender itself loads back
+(``bpy.data.images.load`` + ``foreach_get``: ~1 ms for 256x256). Blender images are stored
+bottom-up; arrays returned here are top-down (row 0 = top of the image, as in OpenCV).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+# Blender writes this value where no surface was hit (Workbench and Cycles).
+BLENDER_BACKGROUND_DEPTH = 1e9
+
+PASS_SOCKETS = {"depth": "Depth", "index": "Object Index", "image": "Image", "alpha": "Alpha"}
+
+
+class PassReader:
+    """Configure the compositor once; after each ``bpy.ops.render.render`` call ``read()``."""
+
+    def __init__(self, passes: tuple[str, ...] = ("depth",)):
+        scene = bpy.context.scene
+        layer = scene.view_layers[0]
+        layer.use_pass_z = "depth" in passes
+        layer.use_pass_object_index = "index" in passes
+        scene.render.use_compositing = True
+        tree = bpy.data.node_groups.new("brokenchairs_passes", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+        layers = tree.nodes.new("CompositorNodeRLayers")
+        out = tree.nodes.new("CompositorNodeOutputFile")
+        fmt = out.format
+        fmt.media_type = "IMAGE"
+        fmt.file_format = "OPEN_EXR"
+        fmt.color_depth = "32"
+        fmt.exr_codec = "NONE"
+        fmt.color_mode = "RGB"
+        self.dir = Path(tempfile.mkdtemp(prefix="brokenchairs-passes-"))
+        out.directory = str(self.dir)
+        out.file_name = ""
+        self.passes = passes
+        for name in passes:
+            out.file_output_items.new("FLOAT", name)
+            socket = next(s for s in layers.outputs if s.name == PASS_SOCKETS[name])
+            tree.links.new(socket, out.inputs[name])
+
+    def read(self) -> dict[str, np.ndarray]:
+        """The passes of the last render as (H, W) float32 arrays, top row first."""
+        result = {}
+        for name in self.passes:
+            path = self.dir / f"{name}.exr"
+            if not path.is_file():
+                raise RuntimeError(f"Blender did not write the {name} pass ({path})")
+            img = bpy.data.images.load(str(path))
+            try:
+                w, h = img.size
+                px = np.empty(w * h * 4, dtype=np.float32)
+                img.pixels.foreach_get(px)
+            finally:
+                bpy.data.images.remove(img)
+            path.unlink()
+            result[name] = np.ascontiguousarray(px.reshape(h, w, 4)[::-1, :, 0])
+        return result
+
+    def close(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def clean_depth(depth: np.ndarray) -> np.ndarray:
+    """Blender's background value -> 0, as the shard contract says."""
+    out = depth.astype(np.float32, copy=True)
+    out[~(out < BLENDER_BACKGROUND_DEPTH)] = 0.0
+    return out
