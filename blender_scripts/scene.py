@@ -8,10 +8,11 @@ cam_to_world_blender = inverse(world_to_cam) @ diag(1, -1, -1, 1).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import bpy
 import numpy as np
@@ -126,7 +127,32 @@ def _to_matrix(m: np.ndarray):
     return Matrix([list(map(float, row)) for row in m])
 
 
-def render_rgba(path: Path | None = None) -> np.ndarray:
+@contextlib.contextmanager
+def silenced_output():
+    """Blender prints progress lines (fd 1) and GPU-context probes (fd 2, "EGL Error ...") on
+    renders without a display; none are actionable, and real failures still raise."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, null):
+            os.close(fd)
+
+
+def render() -> None:
+    """Render the scene camera (results go to the configured outputs)."""
+    with silenced_output():
+        bpy.ops.render.render(write_still=True)
+
+
+def render_rgba() -> np.ndarray:
     """Render the scene camera to an (H,W,4) uint8 array (via a temporary PNG)."""
     scene = bpy.context.scene
     scene.render.image_settings.file_format = "PNG"
@@ -135,7 +161,7 @@ def render_rgba(path: Path | None = None) -> np.ndarray:
     os.close(fd)
     try:
         scene.render.filepath = tmp
-        bpy.ops.render.render(write_still=True)
+        render()
         return np.asarray(Image.open(tmp).convert("RGBA"))
     finally:
         os.unlink(tmp)

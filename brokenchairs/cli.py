@@ -8,7 +8,6 @@ start fast.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -106,8 +105,7 @@ def shapes_preview(folder: Path, out: Path, limit: int, size: int, columns: int)
 
     dirs = find_shape_dirs(folder)[:limit]
     shapes_ = [load_shape(d) for d in dirs]  # validate everything before rendering anything
-    with _quiet_stdout():
-        n = contact_sheet(itertools.islice(shapes_, limit), out, size=size, columns=columns)
+    n = contact_sheet(itertools.islice(shapes_, limit), out, size=size, columns=columns)
     click.echo(f"wrote {out} ({n} shapes)")
 
 
@@ -130,24 +128,63 @@ def shapes_export(folder: Path, out: Path, node_id: int | None) -> None:
     click.echo(f"wrote {export_shape(shape, out, node_id)}")
 
 
-class _quiet_stdout:
-    """Silence Blender's per-frame chatter on stdout (file descriptor level)."""
+@main.command("render-views")
+@click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
+@click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")
+@click.option("--mesh", type=click.Path(path_type=Path), help="One custom reference mesh (.obj/.glb/.ply/.stl/.off).")
+@click.option("--up", type=click.Choice(["z", "y"]), default="z", show_default=True, help="Up axis of --mesh.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
+@click.option("--views", type=int, default=20, show_default=True, help="Views per shape (azimuths).")
+@click.option("--elevation", type=float, default=30.0, show_default=True, help="View elevation in degrees.")
+@click.option("--resolution", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Encoder patch stride.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: cores].")
+@click.option("--shard-size", type=click.IntRange(min=1), default=32, show_default=True, help="Shapes per shard.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
+def render_views(shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, workers, shard_size, seed):
+    """Grayscale reference views with depth, poses and patch xyz, into view shards.
 
-    def __enter__(self):
-        import os
+    \b
+    Shapes: those recorded in OUT's dataset.json, else --shapes, --mesh, or procedural chairs.
+    Example: brokenchairs render-views --num-shapes 8 --out data/ --views 20 --resolution 256
+             brokenchairs render-views --mesh product.obj --up y --out product_views/
+    """
+    import os
 
-        sys.stdout.flush()
-        self._fd = os.dup(1)
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 1)
+    from tqdm import tqdm
 
-    def __exit__(self, *exc):
-        import os
+    from brokenchairs.generation.dataset import read_dataset
+    from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
+    from brokenchairs.generation.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
 
-        sys.stdout.flush()
-        os.dup2(self._fd, 1)
-        os.close(self._fd)
-        os.close(self._null)
+    if sum(x is not None for x in (shapes_dir, num_shapes, mesh)) > 1:
+        raise click.UsageError("give at most one of --shapes, --num-shapes, --mesh")
+    cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
+    cfg.validate()
+    recorded = (read_dataset(out) or {}).get("shapes")
+    if mesh is not None:
+        refs = [mesh_ref(mesh, up)]
+        load_ref(refs[0])  # fail on a bad mesh before anything is written
+    elif shapes_dir is not None:
+        refs = partnet_refs(shapes_dir)
+    elif num_shapes is not None:
+        refs = procedural_refs(num_shapes, seed)
+    elif recorded:
+        refs = [ShapeRef.from_json(r) for r in recorded]
+    else:
+        refs = procedural_refs(8, seed)
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(refs), desc="render-views", unit="shape", disable=None)
+
+    def progress(result):
+        bar.update(result["shapes"])
+        bar.set_postfix(views_per_s=f"{result['views'] / max(result['seconds'], 1e-9):.1f}", shard=result["shard"])
+
+    stats = render_reference_views(out, refs, cfg, workers=workers, shard_size=shard_size, on_shard=progress)
+    bar.close()
+    done = stats.shards_total - stats.shards_skipped
+    click.echo(f"{stats.shapes} shapes, {stats.views} views in {done} shards ({stats.shards_skipped} already complete) "
+               f"in {stats.seconds:.1f} s: {stats.views / max(stats.seconds, 1e-9):.1f} views/s -> {out}")
 
 
 if __name__ == "__main__":

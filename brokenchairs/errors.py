@@ -12,3 +12,6 @@ class InputError(Exception):
         self.path = None if path is None else str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}" if self.path else problem)
+
+    def __reduce__(self):  # survive the trip back from a worker process
+        return (InputError, (self.path, self.problem))

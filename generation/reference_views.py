@@ -1,0 +1,98 @@
+"""Plan and run reference-view rendering for a dataset folder (``brokenchairs render-views``).
+
+Planning is pure: shapes in a fixed order -> shards of ``shard_size`` shapes
+(``shards/views-00000.h5`` ...). A shard's content depends only on its shapes and the config, so
+any worker count gives the same files, and a re-run skips shards that are complete.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from brokenchairs.errors import InputError
+from brokenchairs.generation.cameras import DEFAULT_FOV_DEG, QUERY_RADIUS, reference_viewpoints
+from brokenchairs.generation.dataset import claim_section, write_dataset
+from brokenchairs.generation.executor import run_tasks
+from brokenchairs.generation.shards import is_complete
+from brokenchairs.generation.sources import ShapeRef
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    views: int = 20
+    elevation_deg: float = 30.0
+    resolution: int = 256
+    stride: int = 8
+    fov_deg: float = DEFAULT_FOV_DEG
+    radius: float = QUERY_RADIUS
+
+    def validate(self) -> None:
+        if self.views < 1:
+            raise InputError(None, f"--views must be at least 1, got {self.views}")
+        if self.resolution % self.stride:
+            raise InputError(None, f"--resolution {self.resolution} is not divisible by the patch stride {self.stride}")
+
+    def viewpoints(self):
+        return reference_viewpoints(self.views, math.radians(self.elevation_deg), self.radius)
+
+
+@dataclass(frozen=True)
+class ViewTask:
+    shard: str
+    refs: tuple[ShapeRef, ...]
+
+
+@dataclass
+class ViewRunStats:
+    shards_total: int = 0
+    shards_skipped: int = 0
+    shapes: int = 0
+    views: int = 0
+    seconds: float = 0.0
+    render_seconds: float = 0.0
+    worker_seconds: float = 0.0
+    per_shard: list = field(default_factory=list)
+
+
+def plan_view_tasks(out: Path, refs: list[ShapeRef], shard_size: int) -> list[ViewTask]:
+    n = max(1, math.ceil(len(refs) / shard_size))
+    return [ViewTask(str(Path(out) / "shards" / f"views-{k:05d}.h5"), tuple(refs[k * shard_size:(k + 1) * shard_size]))
+            for k in range(n)]
+
+
+def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, workers: int = 1, shard_size: int = 32,
+                           on_shard: Callable[[dict], None] | None = None) -> ViewRunStats:
+    """Render the views of ``refs`` into ``out``; returns timing and counts."""
+    cfg.validate()
+    if not refs:
+        raise InputError(out, "no shapes to render")
+    ids = [r.shape_id for r in refs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        raise InputError(out, f"shape ids are not unique ({', '.join(dup)})")
+    out = Path(out)
+    data = claim_section(out, "views", asdict(cfg) | {"shard_size": shard_size})
+    data.setdefault("shapes", [r.to_json() for r in refs])
+    tasks = plan_view_tasks(out, refs, shard_size)
+    data["views"]["shards"] = {Path(t.shard).name: [r.shape_id for r in t.refs] for t in tasks}
+    write_dataset(out, data)
+    todo = [t for t in tasks if not is_complete(Path(t.shard))]
+    stats = ViewRunStats(shards_total=len(tasks), shards_skipped=len(tasks) - len(todo))
+    threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    t0 = time.perf_counter()
+    for result in run_tasks("brokenchairs.blender_scripts.view_worker:run", todo, workers,
+                            "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads)):
+        stats.shapes += result["shapes"]
+        stats.views += result["views"]
+        stats.render_seconds += result["render_seconds"]
+        stats.worker_seconds += result["seconds"]
+        stats.per_shard.append(result)
+        if on_shard:
+            on_shard(result)
+    stats.seconds = time.perf_counter() - t0
+    return stats

@@ -1,0 +1,109 @@
+"""HDF5 shards: the contract between generation and the benchmark (DESIGN.md "Shards").
+
+A shard is written under a temporary name (``<name>.h5.tmp``) and renamed once its ``complete``
+attribute is set, so a killed run never leaves a file that looks complete; ``is_complete``
+treats unreadable, truncated or unflagged files as incomplete so a re-run redoes them.
+
+View shards hold one group per reference shape (name = shape id) with ``gray`` (V,H,W) uint8,
+``depth`` (V,H,W) float32 (0 = background), ``K`` (V,3,3), ``world_to_cam`` (V,4,4),
+``azimuth``/``elevation`` (V,), ``patch_xyz`` (V,h,w,3) float32 and ``patch_valid`` (V,h,w) bool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from brokenchairs.errors import InputError
+from brokenchairs.generation.views import ViewSet
+
+SCHEMA_VERSION = 1
+_IMAGE = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+
+VIEW_FIELDS = ("gray", "depth", "K", "world_to_cam", "azimuth", "elevation", "patch_xyz", "patch_valid")
+
+
+@contextlib.contextmanager
+def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
+    """Open ``path.tmp`` for writing; on success flag it complete and rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["kind"] = kind
+            f.attrs["complete"] = False
+            yield f
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def is_complete(path: Path) -> bool:
+    path = Path(path)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return bool(f.attrs.get("complete", False)) and int(f.attrs.get("schema_version", -1)) == SCHEMA_VERSION
+    except OSError:  # truncated or not HDF5: redo it
+        return False
+
+
+def open_shard(path: Path, kind: str) -> h5py.File:
+    """Open a complete shard for reading, or raise InputError naming the file."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"not a readable HDF5 shard ({exc})") from exc
+    if not f.attrs.get("complete", False):
+        f.close()
+        raise InputError(path, "shard is incomplete (no complete flag): re-run the command that writes it")
+    if f.attrs.get("kind") != kind or int(f.attrs.get("schema_version", -1)) != SCHEMA_VERSION:
+        found = (f.attrs.get("kind"), f.attrs.get("schema_version"))
+        f.close()
+        raise InputError(path, f"expected a {kind} shard of schema {SCHEMA_VERSION}, found {found}")
+    return f
+
+
+# --- view shards ------------------------------------------------------------------------------
+def write_view_shard(path: Path, viewsets: Iterable[ViewSet], attrs: dict | None = None) -> int:
+    """Write one view shard; returns the number of shapes written."""
+    n = 0
+    with atomic_h5(path, "views") as f:
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        for vs in viewsets:
+            g = f.create_group(vs.shape_id)
+            v, h, w = vs.gray.shape
+            g.create_dataset("gray", data=vs.gray, chunks=(1, h, w), **_IMAGE)
+            g.create_dataset("depth", data=vs.depth.astype(np.float32), chunks=(1, h, w), **_IMAGE)
+            g.create_dataset("patch_xyz", data=vs.patch_xyz.astype(np.float32), **_IMAGE)
+            g.create_dataset("patch_valid", data=vs.patch_valid.astype(bool))
+            for name in ("K", "world_to_cam", "azimuth", "elevation"):
+                g.create_dataset(name, data=np.asarray(getattr(vs, name), dtype=np.float64))
+            g.attrs["num_views"] = v
+            n += 1
+    return n
+
+
+def read_view_group(group: h5py.Group) -> ViewSet:
+    missing = [k for k in VIEW_FIELDS if k not in group]
+    if missing:
+        raise InputError(group.file.filename, f"view group {group.name} lacks {', '.join(missing)}")
+    return ViewSet(shape_id=group.name.strip("/"), **{k: group[k][()] for k in VIEW_FIELDS})
+
+
+def read_views(path: Path, shape_id: str) -> ViewSet:
+    with open_shard(path, "views") as f:
+        if shape_id not in f:
+            raise InputError(path, f"no views of shape {shape_id}")
+        return read_view_group(f[shape_id])
