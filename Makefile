@@ -24,6 +24,7 @@ demo: setup
 	$(VENV)/bin/brokenchairs shapes synth --count 24 --seed 0 --out $(OUT)/chairs
 	$(VENV)/bin/brokenchairs shapes info $(OUT)/chairs
 	$(VENV)/bin/brokenchairs shapes preview $(OUT)/chairs --out $(OUT)/chairs.png
+	$(VENV)/bin/brokenchairs render-views --shapes $(OUT)/chairs --out $(OUT)/dataset
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -174,7 +174,7 @@ def over_white(rgba: np.ndarray) -> np.ndarray:
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
-def setup_workbench(color_type: str = "OBJECT", shadows: bool = True) -> None:
+def setup_workbench(color_type: str = "OBJECT", shadows: bool = True, aa_samples: str = "8") -> None:
     """Workbench, studio light, transparent film (composited onto white by the caller)."""
     scene = bpy.context.scene
     scene.render.engine = "BLENDER_WORKBENCH"
@@ -185,5 +185,5 @@ def setup_workbench(color_type: str = "OBJECT", shadows: bool = True) -> None:
     shading.show_shadows = shadows
     shading.show_cavity = True
     shading.cavity_type = "WORLD"
-    scene.display.render_aa = "8"
+    scene.display.render_aa = aa_samples
     scene.view_settings.view_transform = "Standard"

@@ -18,7 +18,8 @@ from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, 
 from brokenchairs.generation.shape import Shape
 from brokenchairs.generation.views import ViewSet, check_stride, patch_points
 
-GRAY_LEVEL = 0.9  # albedo of the textureless references (light gray, as in the released data)
+GRAY_LEVEL = 1.0  # albedo of the textureless references; with STUDIO_LIGHT they come out light gray
+STUDIO_LIGHT = "outdoor.sl"  # light and shaded like the released references (Default is darker)
 
 
 class ViewRenderer:
@@ -27,11 +28,12 @@ class ViewRenderer:
         self.resolution, self.stride = resolution, stride
         self.K = intrinsics(resolution) if fov_deg is None else intrinsics(resolution, fov_deg=fov_deg)
         sc.init_blender(threads)
-        sc.setup_workbench(color_type="SINGLE", shadows=False)
+        # 5 AA samples: ~15% less CPU than 8 with the same thin-leg quality (perf/bench_views.py)
+        sc.setup_workbench(color_type="SINGLE", shadows=False, aa_samples="5")
         shading = bpy.context.scene.display.shading
         shading.single_color = (GRAY_LEVEL,) * 3
         shading.show_cavity = False
-        shading.studio_light = "Default"
+        shading.studio_light = STUDIO_LIGHT
         sc.set_resolution(resolution, resolution)
         self.passes = PassReader(("depth",))
 
