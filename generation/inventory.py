@@ -33,8 +33,8 @@ def taxonomy_paths() -> set[str]:
     return set(load_json("chair_taxonomy.json")["paths"])
 
 
-def leaf_paths(folder: Path) -> list[str]:
-    """Label paths of the leaves of one PartNet folder, without reading any mesh."""
+def leaf_nodes(folder: Path) -> list[tuple[int, str]]:
+    """(node id, label path) of the leaves of one PartNet folder, without reading any mesh."""
     result = next((folder / n for n in RESULT_FILES if (folder / n).is_file()), None)
     if result is None:
         raise InputError(folder, f"missing {' and '.join(RESULT_FILES)}")
@@ -44,15 +44,19 @@ def leaf_paths(folder: Path) -> list[str]:
         raise InputError(result, f"not valid JSON ({exc})") from exc
     if not (isinstance(tree, list) and len(tree) == 1 and isinstance(tree[0], dict)):
         raise InputError(result, "not a PartNet tree (expected a JSON list holding one root node)")
-    out: list[str] = []
+    out: list[tuple[int, str]] = []
     stack = [(str(tree[0].get("name") or tree[0].get("text")), tree[0])]
     while stack:
         path, node = stack.pop()
         kids = node.get("children") or []
         if not kids:
-            out.append(path)
+            out.append((int(node.get("id", -1)), path))
         stack.extend((f"{path}/{k.get('name') or k.get('text')}", k) for k in reversed(kids))
     return out
+
+
+def leaf_paths(folder: Path) -> list[str]:
+    return [path for _, path in leaf_nodes(folder)]
 
 
 def inventory(root: str | Path) -> Inventory:

@@ -1,0 +1,12 @@
+"""The anomaly engine: position, rotation, broken, swapped, missing (paper 3.1). Pure Python."""
+
+from brokenchairs.generation.anomalies.engine import (
+    AnomalyFailed,
+    AnomalyRecord,
+    DonorPool,
+    apply_record,
+    make_anomaly,
+)
+from brokenchairs.generation.anomalies.spec import ANOMALY_TYPES, load_spec
+
+__all__ = ["ANOMALY_TYPES", "AnomalyFailed", "AnomalyRecord", "DonorPool", "apply_record", "load_spec", "make_anomaly"]
