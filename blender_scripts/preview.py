@@ -72,3 +72,35 @@ def contact_sheet(shapes: Iterable[Shape], out: Path, size: int = 256, columns: 
     sheet.save(tmp)
     tmp.replace(out)
     return len(tiles)
+
+
+HIGHLIGHT = (0.9, 0.15, 0.1)
+NEUTRAL = (0.75, 0.75, 0.72)
+
+
+def render_highlighted(shape: Shape, highlight: set[int], size: int, view: Viewpoint, target) -> np.ndarray:
+    """Workbench image with the parts in ``highlight`` (node ids) red, the rest neutral."""
+    sc.clear_objects()
+    for obj, part in zip(sc.add_part_objects(shape.parts()), shape.parts()):
+        obj.color = (*(HIGHLIGHT if part.node_id in highlight else NEUTRAL), 1.0)
+    sc.set_camera(intrinsics(size), camera_for(view, target), size, size)
+    return sc.over_white(sc.render_rgba())
+
+
+def before_after(before: Shape, after: Shape, part_id: int, out: Path, size: int = 256) -> Path:
+    """A 2x2 sheet: before | after, from the front-left and the back-right, the part in red."""
+    sc.init_blender()
+    sc.setup_workbench()
+    target = bbox_center(before.bounds)  # same camera for both: the anomaly stays in the reference frame
+    rows = []
+    for view in (Viewpoint(-np.pi / 2 - 0.7, 0.45), Viewpoint(np.pi / 2 - 0.7, 0.45)):
+        rows.append(np.concatenate([render_highlighted(before, {part_id}, size, view, target),
+                                    render_highlighted(after, {part_id}, size, view, target)], axis=1))
+    img = Image.fromarray(np.concatenate(rows, axis=0))
+    draw = ImageDraw.Draw(img)
+    draw.text((6, 4), "before", fill=(60, 60, 60))
+    draw.text((size + 6, 4), "after", fill=(60, 60, 60))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img.save(out)
+    return out

@@ -128,6 +128,62 @@ def shapes_export(folder: Path, out: Path, node_id: int | None) -> None:
     click.echo(f"wrote {export_shape(shape, out, node_id)}")
 
 
+@main.group(cls=Group)
+def anomalies() -> None:
+    """Anomaly engine debugging: apply one anomaly to one shape and look at it.
+
+    \b
+    Example: brokenchairs anomalies apply --shape chairs/synth-0-00003 --type broken --seed 3 --out out/ --preview
+    """
+
+
+@anomalies.command("apply")
+@click.option("--shape", "shape_dir", type=click.Path(path_type=Path), required=True, help="One PartNet-layout shape.")
+@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing"]), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--pool", "pool_dir", type=click.Path(path_type=Path), help="Shapes that supply donors for swapped.")
+@click.option("--label", default=None, help="Only parts with this leaf label.")
+@click.option("--part", "part_id", type=int, default=None, help="Exactly this leaf (node id).")
+@click.option("--spec", "spec_file", type=click.Path(path_type=Path), default=None, help="Anomaly spec JSON.")
+@click.option("--preview", is_flag=True, help="Also write preview.png: before/after, the part in red.")
+def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, spec_file, preview):
+    """Write the anomalous shape (PartNet layout, in the reference's frame) and record.json.
+
+    \b
+    The written shape is NOT re-normalised: load it with load_shape(dir, normalize=False).
+    Example: brokenchairs anomalies apply --shape chairs/synth-0-00001 --type swapped --pool chairs/ --out out/
+    """
+    import json
+
+    import numpy as np
+
+    if preview:
+        import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab, see blender_scripts/__init__.py)
+    from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, load_spec, make_anomaly
+    from brokenchairs.generation.partnet import load_shape, write_shape
+    from brokenchairs.generation.sources import partnet_refs
+
+    spec = load_spec(spec_file)
+    shape = load_shape(shape_dir)
+    pool = None
+    if kind == "swapped":
+        if pool_dir is None:
+            raise click.UsageError("--type swapped needs --pool SHAPES_DIR to draw donors from")
+        pool = DonorPool(partnet_refs(pool_dir))
+    try:
+        new_shape, record = make_anomaly(shape, kind, np.random.default_rng(seed), spec, pool, label, part_id)
+    except AnomalyFailed as exc:
+        raise InputError(shape_dir, str(exc)) from exc
+    folder = write_shape(new_shape, out / f"{shape.shape_id}-{kind}-{seed}")
+    (folder / "record.json").write_text(json.dumps(record.to_json(), indent=1))
+    click.echo(f"{kind} on {record.part_path} (part {record.part_id}) after {record.attempts} draw(s): {folder}")
+    if preview:
+        from brokenchairs.blender_scripts.preview import before_after
+
+        click.echo(f"wrote {before_after(shape, new_shape, record.part_id, folder / 'preview.png')}")
+
+
 @main.command("render-views")
 @click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
 @click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")

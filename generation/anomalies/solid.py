@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import manifold3d as m3d
 import numpy as np
-import pymeshlab
 import trimesh
 
 from brokenchairs.generation.shape import make_mesh
@@ -66,6 +65,10 @@ def _welded(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _repaired(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
+    # imported here: pymeshlab ships an older libembree4, and bpy fails to import after it
+    # (undefined symbol rtcGetSceneTraversable); bpy first, then pymeshlab, works
+    import pymeshlab
+
     ms = pymeshlab.MeshSet()
     ms.add_mesh(pymeshlab.Mesh(vertex_matrix=np.asarray(mesh.vertices, float), face_matrix=np.asarray(mesh.faces, np.int32)))
     ms.meshing_merge_close_vertices(threshold=pymeshlab.PercentageValue(0.01))
@@ -84,6 +87,8 @@ def solidify(mesh: trimesh.Trimesh) -> tuple[m3d.Manifold | None, str, str]:
     solid = _manifold(*_welded(mesh))
     if solid is not None:
         return solid, "boolean", ""
+    import pymeshlab
+
     try:
         solid = _manifold(*_repaired(mesh))
     except pymeshlab.PyMeshLabException as exc:  # a filter refused this soup: fall back, say why
