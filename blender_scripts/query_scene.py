@@ -1,0 +1,268 @@
+"""Photo-real query scenes (paper 3.2): SVBRDF materials per part, shadow-catcher ground, lights.
+
+One ``QueryRenderer`` per worker process holds the Cycles scene; materials are built once per
+worker and cached by name. A shape's parts become objects whose ``pass_index`` is fixed by the
+reference shape (position + 1), so the object-index pass gives part masks; an anomalous variant
+replaces only the objects of the changed part, keeping its index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import bpy
+import numpy as np
+
+from brokenchairs.blender_scripts import scene as sc
+from brokenchairs.blender_scripts.passes import PassReader, clean_depth
+from brokenchairs.generation.materials.assign import group_of, label_groups
+from brokenchairs.generation.materials.library import Material
+from brokenchairs.generation.shape import Part
+
+UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
+
+# (kind, location, energy, size or angle) per light; plus world (ambient) strength.
+LIGHT_PRESETS = [
+    {"name": "studio", "world": 0.55, "lights": [("AREA", (-1.6, -2.2, 3.0), 260.0, 2.5), ("AREA", (2.5, 1.0, 2.0), 80.0, 2.0)]},
+    {"name": "overhead", "world": 0.6, "lights": [("AREA", (0.2, -0.3, 3.2), 300.0, 3.0)]},
+    {"name": "sun", "world": 0.5, "lights": [("SUN", (-0.6, -0.9, 1.4), 2.6, 12.0)]},
+    {"name": "window", "world": 0.45, "lights": [("AREA", (-3.0, -0.5, 2.2), 380.0, 2.5), ("AREA", (0.0, 0.0, 3.5), 60.0, 3.0)]},
+]
+
+
+class QueryRenderer:
+    def __init__(self, resolution: int, samples: int = 4, device: str = "cpu", threads: int | None = None,
+                 denoise: bool = True):
+        self.resolution = resolution
+        sc.init_blender(threads)
+        scene = bpy.context.scene
+        scene.render.engine = "CYCLES"
+        scene.render.film_transparent = True
+        scene.view_settings.view_transform = "Standard"
+        cyc = scene.cycles
+        cyc.samples = samples
+        cyc.use_adaptive_sampling = False
+        cyc.max_bounces, cyc.diffuse_bounces, cyc.glossy_bounces = 4, 2, 2
+        cyc.transmission_bounces = cyc.volume_bounces = cyc.transparent_max_bounces = 2
+        cyc.caustics_reflective = cyc.caustics_refractive = False
+        cyc.use_denoising = denoise
+        if denoise:
+            cyc.denoiser = "OPENIMAGEDENOISE"
+            cyc.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+            cyc.denoising_prefilter = "FAST"
+            if hasattr(cyc, "denoising_quality"):
+                cyc.denoising_quality = "FAST"
+        cyc.seed = 0
+        set_device(device)
+        sc.set_resolution(resolution, resolution)
+        self._ground()
+        self.passes = PassReader(("depth", "index"))
+        self._materials: dict[str, bpy.types.Material] = {}
+        self._objects: dict[int, bpy.types.Object] = {}  # node id -> object
+        self._mesh_of: dict[int, object] = {}  # node id -> the trimesh it was built from
+        self._lights: list[bpy.types.Object] = []
+        self._groups = label_groups()
+
+    # --- scene ------------------------------------------------------------------------------
+    def _ground(self) -> None:
+        me = bpy.data.meshes.new("ground")
+        s = 20.0
+        me.from_pydata([(-s, -s, 0), (s, -s, 0), (s, s, 0), (-s, s, 0)], [], [(0, 1, 2, 3)])
+        ground = bpy.data.objects.new("ground", me)
+        bpy.context.scene.collection.objects.link(ground)
+        ground.is_shadow_catcher = True
+        ground.pass_index = 0
+
+    def set_light(self, light_id: int) -> None:
+        preset = LIGHT_PRESETS[light_id % len(LIGHT_PRESETS)]
+        for obj in self._lights:
+            bpy.data.objects.remove(obj, do_unlink=True)
+        self._lights = []
+        world = bpy.context.scene.world
+        world.use_nodes = True
+        bg = world.node_tree.nodes.get("Background") or world.node_tree.nodes.new("ShaderNodeBackground")
+        bg.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
+        bg.inputs["Strength"].default_value = preset["world"]
+        out = world.node_tree.nodes.get("World Output") or world.node_tree.nodes.new("ShaderNodeOutputWorld")
+        if not out.inputs["Surface"].is_linked:
+            world.node_tree.links.new(bg.outputs["Background"], out.inputs["Surface"])
+        for i, (kind, loc, energy, size) in enumerate(preset["lights"]):
+            data = bpy.data.lights.new(f"light{i}", kind)
+            data.energy = energy
+            if kind == "AREA":
+                data.size = size
+            else:
+                data.angle = math.radians(size)
+            obj = bpy.data.objects.new(f"light{i}", data)
+            obj.location = loc
+            direction = -np.asarray(loc, float)  # aim at the origin
+            obj.rotation_euler = _track_euler(direction)
+            bpy.context.scene.collection.objects.link(obj)
+            self._lights.append(obj)
+
+    def set_parts(self, parts: Sequence[Part], index_of: dict[int, int], assignment: dict[str, str],
+                  library: dict[str, Material]) -> None:
+        """Make the scene hold exactly ``parts``; unchanged objects (same mesh) are kept."""
+        wanted = {p.node_id: p for p in parts}
+        for node_id in list(self._objects):
+            obj = self._objects[node_id]
+            if node_id not in wanted or self._mesh_of[node_id] is not wanted[node_id].mesh:
+                data = obj.data
+                bpy.data.objects.remove(obj, do_unlink=True)
+                bpy.data.meshes.remove(data)
+                del self._objects[node_id], self._mesh_of[node_id]
+        new = []
+        for node_id, part in wanted.items():
+            if node_id in self._objects:
+                continue
+            obj = sc.mesh_object(part.name, part.mesh.vertices, part.mesh.faces)
+            if not part.mesh.is_watertight:
+                sc.orient_faces(obj)
+            obj.pass_index = index_of[node_id]
+            self._mesh_of[node_id] = part.mesh
+            obj["label"] = part.label
+            self._objects[node_id] = obj
+            new.append(obj)
+        if new:
+            smart_uv(new)
+        for node_id, obj in self._objects.items():
+            mat = library[assignment[group_of(obj["label"], self._groups)]]
+            self._assign(obj, mat)
+
+    def clear(self) -> None:
+        for obj in self._objects.values():
+            data = obj.data
+            bpy.data.objects.remove(obj, do_unlink=True)
+            bpy.data.meshes.remove(data)
+        self._objects, self._mesh_of = {}, {}
+
+    def _assign(self, obj: bpy.types.Object, material: Material) -> None:
+        mat = self._materials.get(material.name)
+        if mat is None:
+            mat = self._materials[material.name] = build_material(material)
+        if obj.data.materials:
+            obj.data.materials[0] = mat
+        else:
+            obj.data.materials.append(mat)
+
+    # --- rendering ------------------------------------------------------------------------------
+    def render(self, K: np.ndarray, world_to_cam: np.ndarray) -> dict[str, np.ndarray]:
+        r = self.resolution
+        sc.set_camera(K, world_to_cam, r, r)
+        rgba = sc.render_rgba()
+        passes = self.passes.read()
+        index = np.rint(passes["index"]).astype(np.int32)
+        depth = clean_depth(passes["depth"])
+        depth[index == 0] = 0.0  # the shadow-catcher ground is background
+        return {"rgb": sc.over_white(rgba), "index": index, "depth": depth, "alpha": rgba[..., 3]}
+
+
+def _track_euler(direction: np.ndarray):
+    from mathutils import Vector
+
+    return Vector(direction).to_track_quat("-Z", "Y").to_euler()
+
+
+def set_device(device: str) -> None:
+    scene = bpy.context.scene
+    if device == "cpu":
+        scene.cycles.device = "CPU"
+        return
+    prefs = bpy.context.preferences.addons["cycles"].preferences
+    for backend in ("OPTIX", "CUDA"):
+        try:
+            prefs.compute_device_type = backend
+        except TypeError:  # this Blender build lacks the backend
+            continue
+        prefs.get_devices()
+        gpus = [d for d in prefs.devices if d.type == backend]
+        if gpus:
+            for d in prefs.devices:
+                d.use = d.type == backend
+            scene.cycles.device = "GPU"
+            return
+    raise RuntimeError("--device gpu: no CUDA/OptiX device found by Cycles")
+
+
+def smart_uv(objects: list[bpy.types.Object]) -> None:
+    """Blender's Smart UV Project (as in the paper), then a uniform texel density in world units."""
+    for o in bpy.context.view_layer.objects:
+        o.select_set(False)
+    for o in objects:
+        o.select_set(True)
+    bpy.context.view_layer.objects.active = objects[0]
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.select_all(action="SELECT")
+    bpy.ops.uv.smart_project(angle_limit=math.radians(66), island_margin=0.003, scale_to_bounds=False)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    for o in objects:
+        _uniform_density(o)
+        o.select_set(False)
+
+
+def _uniform_density(obj: bpy.types.Object) -> None:
+    me = obj.data
+    uv = me.uv_layers.active.data
+    n = len(uv)
+    coords = np.empty(2 * n, np.float32)
+    uv.foreach_get("uv", coords)
+    coords = coords.reshape(-1, 2)
+    verts = np.empty(3 * len(me.vertices), np.float32)
+    me.vertices.foreach_get("co", verts)
+    loops = np.empty(n, np.int32)
+    me.loops.foreach_get("vertex_index", loops)
+    p = verts.reshape(-1, 3)[loops].reshape(-1, 3, 3)
+    t = coords.reshape(-1, 3, 2)
+    area3 = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum()
+    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
+    area2 = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum()
+    if area2 > 0 and area3 > 0:
+        coords *= math.sqrt(area3 / area2) * UV_UNITS_PER_METRE
+        uv.foreach_set("uv", coords.ravel())
+
+
+def build_material(m: Material) -> bpy.types.Material:
+    """Principled BSDF fed by the SVBRDF maps through UV -> Mapping(tile scale)."""
+    mat = bpy.data.materials.new(m.name)
+    mat.use_nodes = True
+    nt = mat.node_tree
+    bsdf = nt.nodes.get("Principled BSDF")
+    coord = nt.nodes.new("ShaderNodeTexCoord")
+    mapping = nt.nodes.new("ShaderNodeMapping")
+    mapping.inputs["Scale"].default_value = (m.tile_scale,) * 3
+    nt.links.new(coord.outputs["UV"], mapping.inputs["Vector"])
+
+    def image(role: str, color: bool):
+        node = nt.nodes.new("ShaderNodeTexImage")
+        node.image = bpy.data.images.load(m.maps[role], check_existing=True)
+        node.image.colorspace_settings.name = "sRGB" if color else "Non-Color"
+        nt.links.new(mapping.outputs["Vector"], node.inputs["Vector"])
+        return node
+
+    nt.links.new(image("basecolor", True).outputs["Color"], bsdf.inputs["Base Color"])
+    if "roughness" in m.maps:
+        nt.links.new(image("roughness", False).outputs["Color"], bsdf.inputs["Roughness"])
+    if "metallic" in m.maps:
+        nt.links.new(image("metallic", False).outputs["Color"], bsdf.inputs["Metallic"])
+    elif "specular" in m.maps:
+        nt.links.new(image("specular", False).outputs["Color"], bsdf.inputs["Specular IOR Level"])
+    if "normal" in m.maps:
+        tex = image("normal", False)
+        nmap = nt.nodes.new("ShaderNodeNormalMap")
+        color_out = tex.outputs["Color"]
+        if m.normal_dx:  # DirectX: green points down; flip it to OpenGL
+            sep = nt.nodes.new("ShaderNodeSeparateColor")
+            inv = nt.nodes.new("ShaderNodeMath")
+            inv.operation = "SUBTRACT"
+            inv.inputs[0].default_value = 1.0
+            comb = nt.nodes.new("ShaderNodeCombineColor")
+            nt.links.new(color_out, sep.inputs["Color"])
+            nt.links.new(sep.outputs["Green"], inv.inputs[1])
+            nt.links.new(sep.outputs["Red"], comb.inputs["Red"])
+            nt.links.new(inv.outputs["Value"], comb.inputs["Green"])
+            nt.links.new(sep.outputs["Blue"], comb.inputs["Blue"])
+            color_out = comb.outputs["Color"]
+        nt.links.new(color_out, nmap.inputs["Color"])
+        nt.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
+    return mat

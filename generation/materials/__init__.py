@@ -1,0 +1,1 @@
+"""SVBRDF materials: procedural library, loaders for external namings, per-part assignment."""
