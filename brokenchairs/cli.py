@@ -184,6 +184,104 @@ def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, spec_f
         click.echo(f"wrote {before_after(shape, new_shape, record.part_id, folder / 'preview.png')}")
 
 
+@main.group(cls=Group)
+def materials() -> None:
+    """SVBRDF material libraries: the built-in procedural one, or a folder of your own.
+
+    \b
+    Example: brokenchairs materials synth --count 400 --out materials/
+    """
+
+
+@materials.command("synth")
+@click.option("--count", type=click.IntRange(min=1), default=400, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--size", type=click.IntRange(min=16), default=512, show_default=True, help="Map resolution.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def materials_synth(count, seed, size, out):
+    """Tileable procedural wood, plastic, leather, fabric and metal SVBRDFs (numpy only).
+
+    \b
+    Example: brokenchairs materials synth --count 40 --size 256 --out materials/
+    """
+    from tqdm import tqdm
+
+    from brokenchairs.generation.materials.library import synth_library
+
+    for _ in tqdm(synth_library(count, seed, out, size), total=count, desc="materials", disable=None):
+        pass
+    click.echo(f"wrote {count} materials to {out}")
+
+
+ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
+
+
+@main.command("generate")
+@click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
+@click.option("--num-shapes", type=click.IntRange(min=1), default=None, help="Procedural chairs [default: 8].")
+@click.option("--anomaly", "anomalies", type=click.Choice(ANOMALY_CHOICES), multiple=True, default=("all",),
+              show_default=True, help="Repeat for several; 'normal' renders normal shapes only.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
+@click.option("--views-per-variant", type=int, default=4, show_default=True)
+@click.option("--resolution", type=int, default=256, show_default=True)
+@click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True, help="Cycles samples per pixel.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: cores].")
+@click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
+              help="SVBRDF library [default: a procedural one written to OUT/materials].")
+@click.option("--units-per-shard", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+def generate_cmd(shapes_dir, num_shapes, anomalies, out, views_per_variant, resolution, samples, seed, workers,
+                 materials_dir, units_per_shard, device):
+    """Photo-real anomalous and normal queries with masks, boxes and cameras, into HDF5 shards.
+
+    \b
+    Example: brokenchairs generate --num-shapes 8 --anomaly broken --out data/
+             brokenchairs generate --shapes data_v0/ --anomaly all --out data/ --workers 8
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
+    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.sources import partnet_refs, procedural_refs
+
+    if shapes_dir is not None and num_shapes is not None:
+        raise click.UsageError("give --shapes or --num-shapes, not both")
+    kinds = KINDS if "all" in anomalies else tuple(dict.fromkeys(anomalies))
+    cfg = GenerateConfig(anomalies=kinds, views_per_variant=views_per_variant, resolution=resolution, samples=samples,
+                         seed=seed, units_per_shard=units_per_shard)
+    cfg.validate()
+    refs = partnet_refs(shapes_dir) if shapes_dir is not None else procedural_refs(num_shapes or 8, seed)
+    if materials_dir is None:
+        materials_dir = out / "materials"
+        if not materials_dir.is_dir():
+            size = max(128, min(512, 2 * resolution))
+            list(synth_library(40, seed, materials_dir, size))
+    load_library(materials_dir)  # validate before any rendering
+    cfg = GenerateConfig(**{**cfg.__dict__, "materials": str(Path(materials_dir).resolve())})
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(refs) * len(kinds), desc="generate", unit="unit", disable=None)
+    kept, rejected, images, t0 = [0], [0], [0], __import__("time").perf_counter()
+
+    def progress(res):
+        kept[0] += sum(res["kept"].values())
+        rejected[0] += sum(v for k, v in res["rejections"].items() if not k.startswith("rejected:3d:"))
+        images[0] += res["images_rendered"]
+        dt = __import__("time").perf_counter() - t0
+        bar.update(res["units"])
+        bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(dt, 1e-9):.2f}")
+
+    stats = generate(out, refs, cfg, workers=workers, device=device, on_shard=progress)
+    bar.close()
+    click.echo(f"{sum(stats.kept.values())} queries kept {dict(sorted(stats.kept.items()))} from {stats.images_rendered} "
+               f"renders in {stats.seconds:.1f} s ({stats.shards_skipped}/{stats.shards_total} shards already complete)")
+    rej = {k.removeprefix("rejected:"): v for k, v in sorted(stats.rejections.items())}
+    if rej:
+        click.echo(f"rejections: {rej}")
+
+
 @main.command("render-views")
 @click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
 @click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")

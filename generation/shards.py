@@ -12,6 +12,7 @@ View shards hold one group per reference shape (name = shape id) with ``gray`` (
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -107,3 +108,49 @@ def read_views(path: Path, shape_id: str) -> ViewSet:
         if shape_id not in f:
             raise InputError(path, f"no views of shape {shape_id}")
         return read_view_group(f[shape_id])
+
+
+# --- query shards -------------------------------------------------------------------------------
+QUERY_FIELDS = ("image", "label", "anomaly_type", "sample_id", "shape_id", "part_path", "bbox", "mask_new", "mask_old",
+                "object_mask", "depth", "K", "world_to_cam", "azimuth", "elevation", "light_id", "material_id", "manifest")
+_STR = h5py.string_dtype("utf-8")
+
+
+def write_query_shard(path: Path, samples: list, manifest_lines: list[str], attrs: dict | None = None) -> int:
+    """Write query samples (``generation.queries.QuerySample``) with their manifest lines."""
+    from brokenchairs.generation.queries import ANOMALY_CODES
+
+    n = len(samples)
+    with atomic_h5(path, "queries") as f:
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+        f.attrs["anomaly_codes"] = json.dumps(ANOMALY_CODES)
+        res = int(attrs.get("resolution", 0)) if attrs else 0
+        h = w = samples[0].image.shape[0] if n else res
+
+        def images(name, arr, dtype, extra=()):
+            f.create_dataset(name, data=arr.astype(dtype) if n else np.zeros((0, h, w, *extra), dtype),
+                             chunks=(1, h, w, *extra) if n else None, **(_IMAGE if n else {}))
+
+        stack = lambda attr: np.stack([getattr(s, attr) for s in samples]) if n else None  # noqa: E731
+        images("image", stack("image"), np.uint8, (3,))
+        for name in ("mask_new", "mask_old", "object_mask"):
+            images(name, stack(name), bool)
+        images("depth", stack("depth"), np.float32)
+        f.create_dataset("label", data=np.array([s.label for s in samples], np.uint8))
+        f.create_dataset("anomaly_type", data=np.array([ANOMALY_CODES[s.anomaly_type] for s in samples], np.uint8))
+        for name in ("sample_id", "shape_id", "part_path", "material_id"):
+            f.create_dataset(name, data=[getattr(s, name) for s in samples], dtype=_STR)
+        f.create_dataset("manifest", data=manifest_lines, dtype=_STR)
+        f.create_dataset("bbox", data=np.array([s.bbox for s in samples], np.float32).reshape(n, 4))
+        f.create_dataset("K", data=np.array([s.K for s in samples], np.float64).reshape(n, 3, 3))
+        f.create_dataset("world_to_cam", data=np.array([s.world_to_cam for s in samples], np.float64).reshape(n, 4, 4))
+        for name in ("azimuth", "elevation"):
+            f.create_dataset(name, data=np.array([getattr(s, name) for s in samples], np.float32))
+        f.create_dataset("light_id", data=np.array([s.light_id for s in samples], np.uint8))
+    return n
+
+
+def read_manifest_lines(path: Path) -> list[str]:
+    with open_shard(path, "queries") as f:
+        return [m.decode() if isinstance(m, bytes) else m for m in f["manifest"][()]]

@@ -1,0 +1,135 @@
+"""Worker-process side of ``generate``: one warm Cycles scene, many work units per shard.
+
+Per unit: make the anomaly (pure Python), assign materials and a light, draw the views; render
+the normal shape from every view (its object-index pass gives ``mask_old``), replace only the
+changed part, render the anomalous shape from the same cameras (``mask_new``), then keep the
+views that pass visibility and quality control. An anomalous view is stored with its normal
+twin (same camera, materials and light).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
+from brokenchairs.blender_scripts.query_scene import LIGHT_PRESETS, QueryRenderer
+from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
+from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
+from brokenchairs.generation.generate import GenerateConfig, QueryTask, Unit
+from brokenchairs.generation.materials.assign import assign_materials, material_id
+from brokenchairs.generation.materials.library import load_library
+from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
+from brokenchairs.generation.shards import write_query_shard
+from brokenchairs.generation.sources import ShapeRef, load_ref
+
+_state: dict = {}
+
+
+def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int | None = None) -> None:
+    cfg = GenerateConfig(**{**config, "anomalies": tuple(config["anomalies"])})
+    library = load_library(cfg.materials)
+    _state.update(cfg=cfg, library=library, by_name={m.name: m for m in library}, qc=QCConfig(),
+                  pool=DonorPool([ShapeRef.from_json(r) for r in pool_refs]),
+                  renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
+
+
+def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float]) -> dict:
+    t = time.perf_counter()
+    out = renderer.render(K, w2c)
+    clock[0] += time.perf_counter() - t
+    return out
+
+
+def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple[QuerySample, dict]]:
+    cfg: GenerateConfig = _state["cfg"]
+    renderer: QueryRenderer = _state["renderer"]
+    rng = np.random.default_rng(unit.seed)
+    shape = load_ref(unit.shape)
+    index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
+    variant, record = None, None
+    if unit.kind != "normal":
+        try:
+            variant, record = make_anomaly(shape, unit.kind, rng, pool=_state["pool"])
+        except AnomalyFailed as exc:
+            counters["rejected:anomaly_failed"] += 1
+            counters.update({f"rejected:3d:{k}": v for k, v in exc.rejections.items()})
+            return []
+        counters.update({f"rejected:3d:{k}": v for k, v in record.rejections.items()})
+    assignment = assign_materials(shape, _state["library"], rng)
+    light_id = int(rng.integers(len(LIGHT_PRESETS)))
+    ks = rng.choice(20, size=cfg.views_per_variant, replace=False)
+    views = [Viewpoint(float(k * np.pi / 10), float(rng.uniform(np.pi / 9, 2 * np.pi / 9))) for k in sorted(ks)]
+    K = intrinsics(cfg.resolution, fov_deg=cfg.fov_deg)
+    target = bbox_center(shape.bounds)  # the reference's centre: the variant stays in its frame
+    cams = [camera_for(v, target) for v in views]
+    renderer.set_light(light_id)
+    renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
+    normal = [_timed_render(renderer, K, c, clock) for c in cams]
+    anomalous = None
+    if variant is not None:
+        renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
+        anomalous = [_timed_render(renderer, K, c, clock) for c in cams]
+    counters["images_rendered"] += len(normal) + len(anomalous or [])
+    mid = material_id(assignment)
+    qc: QCConfig = _state["qc"]
+    samples = []
+    empty = np.zeros((cfg.resolution, cfg.resolution), bool)
+    for j, (view, cam) in enumerate(zip(views, cams)):
+        n = normal[j]
+        n_obj = n["index"] > 0
+        base = dict(shape_id=shape.shape_id, unit_id=unit.unit_id, K=K, world_to_cam=cam, azimuth=view.azimuth,
+                    elevation=view.elevation, light_id=light_id, material_id=mid)
+        reason = frame_rejection(n["rgb"], n_obj, qc)
+        if reason:
+            counters[f"rejected:{reason}"] += 1
+            continue
+        twin = QuerySample(sample_id=f"{unit.unit_id}/v{j}" + ("/normal" if variant is not None else ""),
+                           anomaly_type="normal", part_path="", image=n["rgb"], object_mask=n_obj, mask_new=empty,
+                           mask_old=empty, bbox=np.full(4, np.nan, np.float32), depth=n["depth"], **base)
+        if variant is None:
+            samples.append((twin, {}))
+            continue
+        a = anomalous[j]
+        a_obj = a["index"] > 0
+        k = index_of[record.part_id]
+        mask_new, mask_old = a["index"] == k, n["index"] == k
+        reason = frame_rejection(a["rgb"], a_obj, qc) or anomaly_rejection(mask_new, mask_old, a_obj, unit.kind, qc)
+        if reason:
+            counters[f"rejected:{reason}"] += 1
+            continue
+        sample = QuerySample(sample_id=f"{unit.unit_id}/v{j}", anomaly_type=unit.kind, part_path=record.part_path,
+                             image=a["rgb"], object_mask=a_obj, mask_new=mask_new, mask_old=mask_old,
+                             bbox=bbox_of(mask_new | mask_old), depth=a["depth"], record=record.to_json(), **base)
+        samples.append((sample, {"twin": twin.sample_id}))
+        samples.append((twin, {"twin": sample.sample_id}))
+    return samples
+
+
+def manifest_line(s: QuerySample, shard: str, row: int, extra: dict) -> str:
+    d = {"sample_id": s.sample_id, "shape_id": s.shape_id, "unit_id": s.unit_id, "label": s.label,
+         "anomaly_type": s.anomaly_type, "part_path": s.part_path, "shard": shard, "row": row,
+         "bbox": None if np.isnan(s.bbox).any() else [float(x) for x in s.bbox],
+         "azimuth": s.azimuth, "elevation": s.elevation, "light_id": s.light_id, "material_id": s.material_id,
+         "record": s.record or None, **extra}
+    return json.dumps(d, sort_keys=True)
+
+
+def run(task: QueryTask) -> dict:
+    t0 = time.perf_counter()
+    clock, counters = [0.0], Counter()
+    rows: list[tuple[QuerySample, dict]] = []
+    for unit in task.units:
+        rows.extend(render_unit(unit, clock, counters))
+    shard = Path(task.shard).name
+    samples = [s for s, _ in rows]
+    lines = [manifest_line(s, shard, i, extra) for i, (s, extra) in enumerate(rows)]
+    write_query_shard(Path(task.shard), samples, lines, {"resolution": _state["cfg"].resolution})
+    kept = Counter(s.anomaly_type for s in samples)
+    rendered = counters.pop("images_rendered", 0)
+    return {"shard": shard, "units": len(task.units), "kept": dict(kept), "rejections": dict(counters),
+            "images_rendered": rendered, "seconds": time.perf_counter() - t0, "render_seconds": clock[0]}

@@ -1,0 +1,93 @@
+"""Query samples from rendered passes: masks, box, visibility and quality control (pure numpy).
+
+For one view of a variant: the normal render gives ``mask_old`` (pixels of the original part),
+the anomalous render gives ``mask_new`` (pixels of the changed part); the box is the bounds of
+their union ("the anomalous region"). A view is kept only if the anomalous region is visible
+enough, and quality control rejects frames that cut the object, objects too small, non-finite
+pixels, and anomalies that do not change the image (mask_new ~ mask_old).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ANOMALY_CODES = {"normal": 0, "position": 1, "rotation": 2, "broken": 3, "swapped": 4, "missing": 5}
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    min_anomaly_pixels: int = 24  # at 256x256; scaled by area for other resolutions
+    min_anomaly_fraction: float = 0.002  # of the object's pixels
+    min_object_fraction: float = 0.02  # of the image
+    max_mask_iou: float = 0.9  # mask_new vs mask_old: above this the anomaly is invisible
+    border: int = 1  # object pixels this close to the frame edge mean the object is cut
+
+    def scaled_min_pixels(self, resolution: int) -> int:
+        return max(4, int(round(self.min_anomaly_pixels * (resolution / 256) ** 2)))
+
+
+@dataclass
+class QuerySample:
+    sample_id: str
+    shape_id: str
+    unit_id: str
+    anomaly_type: str
+    part_path: str
+    image: np.ndarray  # (H,W,3) uint8
+    object_mask: np.ndarray
+    mask_new: np.ndarray
+    mask_old: np.ndarray
+    bbox: np.ndarray  # (4,) xyxy pixels, NaN for normal samples
+    depth: np.ndarray
+    K: np.ndarray
+    world_to_cam: np.ndarray
+    azimuth: float
+    elevation: float
+    light_id: int
+    material_id: str
+    record: dict = field(default_factory=dict)
+
+    @property
+    def label(self) -> int:
+        return int(self.anomaly_type != "normal")
+
+
+def bbox_of(mask: np.ndarray) -> np.ndarray:
+    """xyxy box in pixels (pixel edges: a single pixel (x, y) gives [x, y, x+1, y+1]); NaN if empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return np.full(4, np.nan, np.float32)
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def frame_rejection(rgb: np.ndarray, object_mask: np.ndarray, cfg: QCConfig) -> str | None:
+    """Reasons that apply to any render (normal or anomalous)."""
+    h, w = object_mask.shape
+    if not np.isfinite(rgb).all():
+        return "non_finite_pixels"
+    if object_mask.mean() < cfg.min_object_fraction:
+        return "object_too_small"
+    b = cfg.border
+    edge = np.concatenate([object_mask[:b].ravel(), object_mask[-b:].ravel(), object_mask[:, :b].ravel(), object_mask[:, -b:].ravel()])
+    if edge.any():
+        return "object_cut_by_frame"
+    return None
+
+
+def anomaly_rejection(mask_new: np.ndarray, mask_old: np.ndarray, object_mask: np.ndarray, kind: str,
+                      cfg: QCConfig) -> str | None:
+    """Is the anomaly visible in this view? (paper: keep only renders where the part is visible)"""
+    region = mask_new | mask_old
+    res = object_mask.shape[0]
+    if region.sum() < cfg.scaled_min_pixels(res) or region.sum() < cfg.min_anomaly_fraction * max(object_mask.sum(), 1):
+        return "anomaly_not_visible"
+    if kind != "missing" and iou(mask_new, mask_old) > cfg.max_mask_iou:
+        return "masks_nearly_identical"
+    return None
