@@ -80,7 +80,8 @@ class QueryRenderer:
             bpy.data.objects.remove(obj, do_unlink=True)
         self._lights = []
         world = bpy.context.scene.world
-        world.use_nodes = True
+        if world.node_tree is None:  # Blender 5 gives node trees by default (use_nodes is deprecated)
+            world.use_nodes = True
         bg = world.node_tree.nodes.get("Background") or world.node_tree.nodes.new("ShaderNodeBackground")
         bg.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
         bg.inputs["Strength"].default_value = preset["world"]
@@ -225,7 +226,8 @@ def _uniform_density(obj: bpy.types.Object) -> None:
 def build_material(m: Material) -> bpy.types.Material:
     """Principled BSDF fed by the SVBRDF maps through UV -> Mapping(tile scale)."""
     mat = bpy.data.materials.new(m.name)
-    mat.use_nodes = True
+    if mat.node_tree is None:
+        mat.use_nodes = True
     nt = mat.node_tree
     bsdf = nt.nodes.get("Principled BSDF")
     coord = nt.nodes.new("ShaderNodeTexCoord")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing as mp
+import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -19,7 +21,13 @@ def resolve(name: str) -> Callable:
     return getattr(importlib.import_module(module), attr)
 
 
+_BLENDER_SCRIPTS = re.compile(r"[/\\]bpy[/\\]\d+\.\d+[/\\]scripts")
+
+
 def _init(init: str, initargs: tuple) -> None:
+    # A parent that imported bpy hands its sys.path -- with Blender's script folders, which hold a
+    # pure-Python 'bpy' package -- to spawned children, where it would shadow the real bpy module.
+    sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
     resolve(init)(*initargs)
 
 

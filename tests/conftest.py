@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# bpy must load before pymeshlab in one process (both ship libembree4.so.4; whichever loads first
+# wins the soname, and bpy needs its newer one). Tests of both kinds share this process.
+import brokenchairs.blender_scripts  # noqa: F401,E402
+
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET_DIR = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
 

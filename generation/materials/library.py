@@ -7,8 +7,8 @@ Also read, so ``--materials DIR`` can point at a real library:
 - AmbientCG / PolyHaven: ``*_Color``, ``*_Roughness``, ``*_NormalGL`` / ``*_NormalDX``,
   ``*_Metalness`` (and PolyHaven's ``*_diff_*``, ``*_rough_*``, ``*_nor_gl_*``, ``*_nor_dx_*``,
   ``*_metal_*``).
-Without ``material.json`` the class is guessed from the folder name (wood, plastic, leather,
-fabric, metal; else plastic) and the tile scale defaults to 2.
+Without ``material.json`` the class is guessed from words in the folder name (``CLASS_KEYWORDS``:
+oak -> wood, steel -> metal, ...; else plastic) and the tile scale defaults to 2.
 """
 
 from __future__ import annotations
@@ -36,6 +36,20 @@ PATTERNS = {  # role -> regexes on the file stem (case-insensitive), first match
     "specular": [r"^specular$", r"^map_specular$", r"_specular$", r"_spec(_|$)"],
     "normal": [r"^normal$", r"^map_normal$", r"_normalgl$", r"_normaldx$", r"_nor_gl(_|$)", r"_nor_dx(_|$)", r"_normal$"],
 }
+
+
+CLASS_KEYWORDS = {  # folder-name words that reveal a class when material.json is absent
+    "wood": ("wood", "oak", "walnut", "pine", "maple", "birch", "cherry", "teak", "beech", "plank", "veneer", "bamboo"),
+    "leather": ("leather", "suede"),
+    "fabric": ("fabric", "cloth", "textile", "linen", "cotton", "wool", "velvet", "denim", "carpet", "upholstery"),
+    "metal": ("metal", "steel", "iron", "alumin", "chrome", "brass", "copper", "gold", "silver", "bronze"),
+    "plastic": ("plastic", "rubber", "acrylic", "vinyl", "polymer"),
+}
+
+
+def guess_class(name: str) -> str:
+    low = name.lower()
+    return next((c for c, words in CLASS_KEYWORDS.items() if any(w in low for w in words)), "plastic")
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,7 @@ def load_material(folder: str | Path) -> Material:
         raise InputError(folder, "no base colour map (basecolor.png, map_diffuse.*, *_Color.* or *_diff_*)")
     for path in maps.values():
         _check_image(path)
-    cls = meta.get("class") or next((c for c in CLASSES if c in folder.name.lower()), "plastic")
+    cls = meta.get("class") or guess_class(folder.name)
     if cls not in CLASSES:
         raise InputError(meta_path, f"class {cls!r} is not one of {', '.join(CLASSES)}")
     normal = maps.get("normal")
