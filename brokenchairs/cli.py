@@ -282,6 +282,25 @@ def generate_cmd(shapes_dir, num_shapes, anomalies, out, views_per_variant, reso
         click.echo(f"rejections: {rej}")
 
 
+@main.command("preview")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
+@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing", "normal"]),
+              default=None, help="Only this type [default: a round-robin over types].")
+@click.option("--n", type=click.IntRange(min=1), default=24, show_default=True)
+@click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--scale", type=click.IntRange(min=1, max=8), default=1, show_default=True, help="Upscale factor.")
+def preview_cmd(dataset, out, kind, n, columns, scale):
+    """Contact sheet of queries: mask_new red, mask_old green, box blue, reference view beside.
+
+    \b
+    Example: brokenchairs preview data/ --out sheet.png --type broken --n 12
+    """
+    from brokenchairs.generation.dataset_preview import dataset_sheet
+
+    click.echo(f"wrote {out} ({dataset_sheet(dataset, out, kind, n, columns, scale)} queries)")
+
+
 @main.command("render-views")
 @click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
 @click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")

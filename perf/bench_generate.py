@@ -1,0 +1,65 @@
+"""Query generation cost at the production settings: images/s, CPU-s per kept image, render share.
+
+Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 4] [--workers 2] [--out DIR]
+Runs `generate` on procedural chairs (all types) into a fresh folder and prints the figures the
+generate issue asks for. CPU-seconds = wall time x cores in use (the workers keep both busy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
+from brokenchairs.generation.materials.library import synth_library
+from brokenchairs.generation.sources import procedural_refs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shapes", type=int, default=6)
+    ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--views", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="keep the dataset here (default: a temp folder)")
+    args = ap.parse_args()
+    out = args.out or Path(tempfile.mkdtemp(prefix="bench-generate-"))
+    if out.exists() and args.out:
+        shutil.rmtree(out)
+    mats = out / "materials"
+    list(synth_library(40, args.seed, mats, 512))
+    cfg = GenerateConfig(anomalies=KINDS, views_per_variant=args.views, resolution=args.resolution,
+                         samples=args.samples, seed=args.seed, units_per_shard=1, materials=str(mats.resolve()))
+    cores = min(os.cpu_count() or 1, args.workers * max(1, (os.cpu_count() or 1) // args.workers))
+    t0, c0 = time.perf_counter(), time.process_time()
+    stats = generate(out, procedural_refs(args.shapes, args.seed), cfg, workers=args.workers)
+    wall = time.perf_counter() - t0
+    kept = sum(stats.kept.values())
+    print(f"generate: {args.shapes} procedural chairs x {len(KINDS)} types x {args.views} views, "
+          f"{args.resolution}x{args.resolution}, {args.samples} spp + OIDN FAST, {args.workers} workers on {cores} cores")
+    print(f"renders              {stats.images_rendered}  ({stats.images_rendered / wall:.2f} images/s)")
+    print(f"kept queries         {kept}  ({kept / wall:.2f} kept/s)  {dict(sorted(stats.kept.items()))}")
+    print(f"CPU-s per kept image {wall * cores / kept:.2f}   CPU-s per render {wall * cores / stats.images_rendered:.2f}")
+    print(f"time in render call  {stats.render_seconds / stats.worker_seconds:.0%} of worker time")
+    print(f"wall                 {wall:.1f} s")
+    anomaly_views = Counter()
+    for k, v in stats.rejections.items():
+        anomaly_views[k] += v
+    print(f"rejections           {dict(sorted(anomaly_views.items()))}")
+    for kind in KINDS:
+        if kind == "normal":
+            continue
+        k = stats.kept.get(kind, 0)
+        print(f"  acceptance {kind:<9} {k}/{args.shapes * args.views} views kept")
+    print(f"dataset: {out}")
+
+
+if __name__ == "__main__":
+    main()
