@@ -87,15 +87,15 @@ def render_highlighted(shape: Shape, highlight: set[int], size: int, view: Viewp
     return sc.over_white(sc.render_rgba())
 
 
-def before_after(before: Shape, after: Shape, part_id: int, out: Path, size: int = 256) -> Path:
-    """A 2x2 sheet: before | after, from the front-left and the back-right, the part in red."""
+def before_after(before: Shape, after: Shape, highlight: set[int], out: Path, size: int = 256) -> Path:
+    """A 2x2 sheet: before | after, from the front-left and the back-right, the changed parts in red."""
     sc.init_blender()
     sc.setup_workbench()
     target = bbox_center(before.bounds)  # same camera for both: the anomaly stays in the reference frame
     rows = []
     for view in (Viewpoint(-np.pi / 2 - 0.7, 0.45), Viewpoint(np.pi / 2 - 0.7, 0.45)):
-        rows.append(np.concatenate([render_highlighted(before, {part_id}, size, view, target),
-                                    render_highlighted(after, {part_id}, size, view, target)], axis=1))
+        rows.append(np.concatenate([render_highlighted(before, highlight, size, view, target),
+                                    render_highlighted(after, highlight, size, view, target)], axis=1))
     img = Image.fromarray(np.concatenate(rows, axis=0))
     draw = ImageDraw.Draw(img)
     draw.text((6, 4), "before", fill=(60, 60, 60))

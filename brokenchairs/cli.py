@@ -144,10 +144,12 @@ def anomalies() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--pool", "pool_dir", type=click.Path(path_type=Path), help="Shapes that supply donors for swapped.")
 @click.option("--label", default=None, help="Only parts with this leaf label.")
-@click.option("--part", "part_id", type=int, default=None, help="Exactly this leaf (node id).")
+@click.option("--part", "part_id", type=int, default=None, help="Exactly this node (a leaf, or an inner node).")
+@click.option("--level", type=click.IntRange(min=1), default=None,
+              help="Pick among nodes of this tree depth (1 = chair_back, chair_base, ...) instead of leaves.")
 @click.option("--spec", "spec_file", type=click.Path(path_type=Path), default=None, help="Anomaly spec JSON.")
 @click.option("--preview", is_flag=True, help="Also write preview.png: before/after, the part in red.")
-def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, spec_file, preview):
+def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, level, spec_file, preview):
     """Write the anomalous shape (PartNet layout, in the reference's frame) and record.json.
 
     \b
@@ -172,7 +174,7 @@ def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, spec_f
             raise click.UsageError("--type swapped needs --pool SHAPES_DIR to draw donors from")
         pool = DonorPool(partnet_refs(pool_dir))
     try:
-        new_shape, record = make_anomaly(shape, kind, np.random.default_rng(seed), spec, pool, label, part_id)
+        new_shape, record = make_anomaly(shape, kind, np.random.default_rng(seed), spec, pool, label, part_id, level)
     except AnomalyFailed as exc:
         raise InputError(shape_dir, str(exc)) from exc
     folder = write_shape(new_shape, out / f"{shape.shape_id}-{kind}-{seed}")
@@ -181,7 +183,8 @@ def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, spec_f
     if preview:
         from brokenchairs.blender_scripts.preview import before_after
 
-        click.echo(f"wrote {before_after(shape, new_shape, record.part_id, folder / 'preview.png')}")
+        changed = shape.subtree_ids(record.part_id)
+        click.echo(f"wrote {before_after(shape, new_shape, changed, folder / 'preview.png')}")
 
 
 @main.group(cls=Group)

@@ -136,6 +136,36 @@ class Shape:
         return np.concatenate(pts), np.concatenate(ids)
 
     # --- edits (return new shapes; untouched meshes are shared, never copied or changed) -----
+    def subtree_ids(self, node_id: int) -> set[int]:
+        node = self.node(node_id)
+        ids, stack = set(), [node]
+        while stack:
+            n = stack.pop()
+            ids.add(n.id)
+            stack.extend(n.children)
+        return ids
+
+    def group_part(self, node_id: int) -> Part:
+        """A node seen as one part: its path and the concatenated meshes of its leaves."""
+        path = next(p for p, n in self.iter_nodes() if n.id == node_id)
+        ids = self.subtree_ids(node_id)
+        leaves = [p for p in self.parts() if p.node_id in ids]
+        if not leaves:
+            raise KeyError(f"node {node_id} of {self.shape_id} has no leaf meshes")
+        if len(leaves) == 1 and leaves[0].node_id == node_id:
+            return leaves[0]
+        verts, faces, off = [], [], 0
+        for leaf in leaves:
+            verts.append(leaf.mesh.vertices)
+            faces.append(leaf.mesh.faces + off)
+            off += len(leaf.mesh.vertices)
+        return Part(node_id, path, make_mesh(np.concatenate(verts), np.concatenate(faces)))
+
+    def map_subtree(self, node_id: int, fn) -> Shape:
+        """Apply ``fn(mesh) -> mesh`` to every leaf under ``node_id`` (the node itself if a leaf)."""
+        ids = self.subtree_ids(node_id)
+        return self._rebuild(lambda n: dataclasses.replace(n, mesh=fn(n.mesh)) if n.id in ids and n.mesh is not None else n)
+
     def with_part_mesh(self, node_id: int, mesh: trimesh.Trimesh) -> Shape:
         return self._rebuild(lambda n: dataclasses.replace(n, mesh=mesh) if n.id == node_id else n)
 

@@ -212,3 +212,27 @@ def test_cli_bad_input(args, message, tmp_path, partnet_dir):
     res = _cli("--shape", partnet_dir / "43872", "--out", out, *args)
     assert res.exit_code == 2 and message in res.output + res.stderr
     assert not out.exists()
+
+
+def test_tree_level_anomalies_move_or_remove_whole_subtrees(partnet_dir, chairs):
+    from brokenchairs.errors import InputError
+
+    shape = load_ref(partnet_refs(partnet_dir)[0])  # 2320: office chair
+    new, rec = make_anomaly(shape, "rotation", np.random.default_rng(0), level=2, label="star_leg_base")
+    ids = shape.subtree_ids(rec.part_id)
+    leaves = [p for p in shape.parts() if p.node_id in ids]
+    assert len(leaves) > 10 and _changed(shape, new) == {p.node_id for p in leaves}
+    rot = None
+    for p in leaves:  # one rigid motion for the whole subtree
+        a, b = p.mesh.vertices, new.part(p.node_id).mesh.vertices
+        if rot is None:
+            piv = np.asarray(rec.params["pivot"])
+            rot = np.linalg.lstsq(a - piv, b - piv, rcond=None)[0]
+        np.testing.assert_allclose((a - piv) @ rot, b - piv, atol=1e-9)
+    replay = apply_record(AnomalyRecord.from_json(json.loads(json.dumps(rec.to_json()))), shape)
+    assert all(x.mesh.vertices.tobytes() == y.mesh.vertices.tobytes() for x, y in zip(new.parts(), replay.parts()))
+    gone, rec = make_anomaly(chairs[0], "missing", np.random.default_rng(1), level=1, label="chair_back")
+    assert not any(p.path[1] == "chair_back" for p in gone.parts())
+    assert {p.node_id for p in gone.parts()} == {p.node_id for p in chairs[0].parts()} - chairs[0].subtree_ids(rec.part_id)
+    with pytest.raises(InputError, match="leaf parts only"):
+        make_anomaly(chairs[0], "broken", np.random.default_rng(0), level=1)

@@ -82,14 +82,40 @@ def default_spec() -> dict:
     return load_spec()
 
 
+LEVEL_TYPES = ("position", "rotation", "missing")  # types that also work on inner nodes
+
+
+def level_parts(shape: Shape, level: int) -> list[Part]:
+    """Nodes at depth ``level`` (root = 0), plus shallower leaves, each seen as one part."""
+    out = []
+    for path, node in shape.iter_nodes():
+        depth = len(path) - 1
+        if depth == level or (depth < level and node.is_leaf and node.mesh is not None):
+            if any(p.node_id in shape.subtree_ids(node.id) for p in shape.parts()):
+                out.append(shape.group_part(node.id))
+    return out
+
+
 def eligible_parts(shape: Shape, kind: str, spec: dict, label: str | None = None, part_id: int | None = None,
-                   pool: DonorPool | None = None) -> list[Part]:
-    parts = shape.parts()
+                   pool: DonorPool | None = None, level: int | None = None) -> list[Part]:
+    source = shape.meta.get("source")
+    if level is not None or (part_id is not None and part_id not in {p.node_id for p in shape.parts()}):
+        if kind not in LEVEL_TYPES:
+            raise InputError(source, f"{kind} works on leaf parts only; tree levels take {', '.join(LEVEL_TYPES)}")
     if part_id is not None:
-        parts = [p for p in parts if p.node_id == part_id]
-        if not parts:
-            raise InputError(shape.meta.get("source"), f"shape {shape.shape_id} has no leaf part with id {part_id}")
+        if part_id not in {n.id for _, n in shape.iter_nodes()}:
+            raise InputError(source, f"shape {shape.shape_id} has no leaf part with id {part_id}")
+        return [shape.group_part(part_id)]
+    if level is not None:
+        if level < 1:
+            raise InputError(source, f"--level must be at least 1 (the root is level 0), got {level}")
+        parts = level_parts(shape, level)
+        if label is not None:
+            parts = [p for p in parts if p.label == label]
+            if not parts:
+                raise InputError(source, f"shape {shape.shape_id} has no node labelled {label!r} at level {level}")
         return parts
+    parts = shape.parts()
     if label is not None:
         parts = [p for p in parts if p.label == label]
         if not parts:
@@ -104,11 +130,11 @@ def eligible_parts(shape: Shape, kind: str, spec: dict, label: str | None = None
 
 def make_anomaly(shape: Shape, kind: str, rng: np.random.Generator, spec: dict | None = None,
                  pool: DonorPool | None = None, label: str | None = None,
-                 part_id: int | None = None) -> tuple[Shape, AnomalyRecord]:
+                 part_id: int | None = None, level: int | None = None) -> tuple[Shape, AnomalyRecord]:
     if kind not in ANOMALY_TYPES:
         raise InputError(None, f"unknown anomaly type {kind!r}; use one of {', '.join(ANOMALY_TYPES)}")
     spec = spec or default_spec()
-    parts = eligible_parts(shape, kind, spec, label, part_id, pool)
+    parts = eligible_parts(shape, kind, spec, label, part_id, pool, level)
     if not parts:
         why = "no part with a same-label donor in the pool" if kind == "swapped" else "no eligible part"
         raise AnomalyFailed(kind, shape.shape_id, why)
@@ -135,5 +161,5 @@ def apply_record(record: AnomalyRecord, shape: Shape) -> Shape:
     """Replay a record on its reference shape (swapped loads its donor from the record's ref)."""
     if record.shape_id != shape.shape_id:
         raise ValueError(f"record is for shape {record.shape_id}, not {shape.shape_id}")
-    new_shape, _ = APPLY[record.type](shape, shape.part(record.part_id), record.params)
+    new_shape, _ = APPLY[record.type](shape, shape.group_part(record.part_id), record.params)
     return new_shape

@@ -1,5 +1,8 @@
 """The five anomaly operations (paper 3.1), each split into ``draw`` and ``apply``.
 
+A "part" is a leaf, or (position, rotation, missing) an inner node of a chosen tree level, seen
+through ``Shape.group_part``: its leaves move rigidly together or disappear together.
+
 ``draw(shape, part, rng, spec, pool)`` makes every random choice and returns plain JSON-able
 params; ``apply(shape, part, params)`` is deterministic geometry from those params, so a record
 replays bit for bit. ``apply`` returns the new shape and measurements used for perceptibility.
@@ -42,8 +45,8 @@ def draw_position(shape: Shape, part: Part, rng, spec, pool=None) -> dict:
 
 
 def apply_position(shape: Shape, part: Part, p: dict) -> tuple[Shape, dict]:
-    moved = rigid(part.mesh, translation=np.asarray(p["direction"]) * p["offset"])
-    return shape.with_part_mesh(part.node_id, moved), {"new_mesh": moved}
+    move = lambda m: rigid(m, translation=np.asarray(p["direction"]) * p["offset"])  # noqa: E731
+    return shape.map_subtree(part.node_id, move), {"new_mesh": move(part.mesh)}
 
 
 # --- rotation ---------------------------------------------------------------------------------
@@ -54,8 +57,8 @@ def draw_rotation(shape: Shape, part: Part, rng, spec, pool=None) -> dict:
 
 def apply_rotation(shape: Shape, part: Part, p: dict) -> tuple[Shape, dict]:
     rot = rotation_matrix(np.asarray(p["axis"]), np.radians(p["angle_deg"]))
-    turned = rigid(part.mesh, rotation=rot, pivot=p["pivot"])
-    return shape.with_part_mesh(part.node_id, turned), {"new_mesh": turned}
+    turn = lambda m: rigid(m, rotation=rot, pivot=p["pivot"])  # noqa: E731
+    return shape.map_subtree(part.node_id, turn), {"new_mesh": turn(part.mesh)}
 
 
 # --- broken -----------------------------------------------------------------------------------
