@@ -19,12 +19,14 @@ setup: $(VENV)/.installed
 test: setup
 	$(PY) -m pytest -q
 
-# The main job, end to end on the built-in procedural chairs.
+# The main job, end to end on the built-in procedural chairs: shapes -> anomalies + photo-real
+# queries -> reference views -> a contact sheet (a few minutes on 2 cores at 128x128).
 demo: setup
-	$(VENV)/bin/brokenchairs shapes synth --count 24 --seed 0 --out $(OUT)/chairs
-	$(VENV)/bin/brokenchairs shapes info $(OUT)/chairs
+	$(VENV)/bin/brokenchairs shapes synth --count 6 --seed 0 --out $(OUT)/chairs
 	$(VENV)/bin/brokenchairs shapes preview $(OUT)/chairs --out $(OUT)/chairs.png
-	$(VENV)/bin/brokenchairs render-views --shapes $(OUT)/chairs --out $(OUT)/dataset
+	$(VENV)/bin/brokenchairs generate --shapes $(OUT)/chairs --anomaly all --resolution 128 --out $(OUT)/dataset
+	$(VENV)/bin/brokenchairs render-views --out $(OUT)/dataset --resolution 128
+	$(VENV)/bin/brokenchairs preview $(OUT)/dataset --out $(OUT)/queries.png
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

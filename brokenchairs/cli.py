@@ -243,6 +243,7 @@ def generate_cmd(shapes_dir, num_shapes, anomalies, out, views_per_variant, reso
              brokenchairs generate --shapes data_v0/ --anomaly all --out data/ --workers 8
     """
     import os
+    import time
 
     from tqdm import tqdm
 
@@ -266,13 +267,13 @@ def generate_cmd(shapes_dir, num_shapes, anomalies, out, views_per_variant, reso
     cfg = GenerateConfig(**{**cfg.__dict__, "materials": str(Path(materials_dir).resolve())})
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(refs) * len(kinds), desc="generate", unit="unit", disable=None)
-    kept, rejected, images, t0 = [0], [0], [0], __import__("time").perf_counter()
+    kept, rejected, images, t0 = [0], [0], [0], time.perf_counter()
 
     def progress(res):
         kept[0] += sum(res["kept"].values())
         rejected[0] += sum(v for k, v in res["rejections"].items() if not k.startswith("rejected:3d:"))
         images[0] += res["images_rendered"]
-        dt = __import__("time").perf_counter() - t0
+        dt = time.perf_counter() - t0
         bar.update(res["units"])
         bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(dt, 1e-9):.2f}")
 

@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
@@ -49,10 +48,7 @@ def main() -> None:
     print(f"CPU-s per kept image {wall * cores / kept:.2f}   CPU-s per render {wall * cores / stats.images_rendered:.2f}")
     print(f"time in render call  {stats.render_seconds / stats.worker_seconds:.0%} of worker time")
     print(f"wall                 {wall:.1f} s")
-    anomaly_views = Counter()
-    for k, v in stats.rejections.items():
-        anomaly_views[k] += v
-    print(f"rejections           {dict(sorted(anomaly_views.items()))}")
+    print(f"rejections           {dict(sorted(stats.rejections.items()))}")
     for kind in KINDS:
         if kind == "normal":
             continue
