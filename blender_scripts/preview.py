@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
 from brokenchairs.generation.shape import Shape
+from brokenchairs.generation.sheets import save_grid
 
 # A fixed palette for the common labels; other labels get a stable colour from their name.
 LABEL_COLORS = {
@@ -59,19 +60,7 @@ def contact_sheet(shapes: Iterable[Shape], out: Path, size: int = 256, columns: 
         caption = f"{shape.shape_id}\n{family}, {len(shape.parts())} parts"
         ImageDraw.Draw(img).multiline_text((6, size - 4), caption, fill=(70, 70, 70), spacing=2)
         tiles.append(img)
-    if not tiles:
-        raise ValueError("no shapes to preview")
-    rows = (len(tiles) + columns - 1) // columns
-    th = size + CAPTION_H
-    sheet = Image.new("RGB", (columns * size, rows * th), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * size, (i // columns) * th))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out)
-    return len(tiles)
+    return save_grid(tiles, out, columns)
 
 
 HIGHLIGHT = (0.9, 0.15, 0.1)

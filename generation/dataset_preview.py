@@ -9,13 +9,14 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-import h5py
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.ndimage import binary_erosion
 
 from brokenchairs.errors import InputError
+from brokenchairs.generation.dataset import read_dataset
 from brokenchairs.generation.shards import open_shard
+from brokenchairs.generation.sheets import save_grid
 
 RED, GREEN, BLUE = (220, 30, 30), (40, 200, 60), (40, 110, 230)
 
@@ -60,14 +61,17 @@ def _pick(lines: list[dict], kind: str | None, n: int) -> list[dict]:
     return out
 
 
-def _reference_view(root: Path, shape_id: str, azimuth: float) -> np.ndarray | None:
-    for shard in sorted((root / "shards").glob("views-*.h5")):
-        with h5py.File(shard) as f:
-            if shape_id in f:
-                g = f[shape_id]
-                d = np.angle(np.exp(1j * (g["azimuth"][()] - azimuth)))
-                return g["gray"][int(np.argmin(np.abs(d)))]
-    return None
+def _view_shard_of(root: Path) -> dict[str, Path]:
+    """shape id -> its view shard, from dataset.json (written by render-views); empty if none."""
+    shards = ((read_dataset(root) or {}).get("views") or {}).get("shards", {})
+    return {sid: root / "shards" / name for name, ids in shards.items() for sid in ids if (root / "shards" / name).is_file()}
+
+
+def _reference_view(shard: Path, shape_id: str, azimuth: float) -> np.ndarray:
+    with open_shard(shard, "views") as f:
+        g = f[shape_id]
+        d = np.angle(np.exp(1j * (g["azimuth"][()] - azimuth)))
+        return g["gray"][int(np.argmin(np.abs(d)))]
 
 
 def dataset_sheet(root: str | Path, out: str | Path, kind: str | None = None, n: int = 24, columns: int = 6,
@@ -78,27 +82,18 @@ def dataset_sheet(root: str | Path, out: str | Path, kind: str | None = None, n:
         raise InputError(manifest, "no manifest: run `brokenchairs generate` for this folder first")
     lines = [json.loads(x) for x in manifest.read_text().splitlines() if x.strip()]
     picked = _pick(lines, kind, n)
+    view_shard = _view_shard_of(root)
     tiles = []
     for x in picked:
         with open_shard(root / "shards" / x["shard"], "queries") as f:
             r = x["row"]
             tile = annotate(f["image"][r], f["mask_new"][r], f["mask_old"][r], f["bbox"][r], x["anomaly_type"], scale)
-        ref = _reference_view(root, x["shape_id"], x["azimuth"])
-        if ref is not None:
+        if x["shape_id"] in view_shard:
+            ref = _reference_view(view_shard[x["shape_id"]], x["shape_id"], x["azimuth"])
             ref_img = Image.fromarray(ref).convert("RGB").resize(tile.size)
             both = Image.new("RGB", (tile.width * 2, tile.height), "white")
             both.paste(ref_img, (0, 0))
             both.paste(tile, (tile.width, 0))
             tile = both
         tiles.append(tile)
-    w, h = tiles[0].size
-    rows = (len(tiles) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * w, rows * h), "white")
-    for i, t in enumerate(tiles):
-        sheet.paste(t, ((i % columns) * w, (i // columns) * h))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out)
-    return len(tiles)
+    return save_grid(tiles, out, columns)

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.data_manifests import load_json
-from brokenchairs.errors import InputError
-from brokenchairs.generation.partnet import RESULT_FILES, find_shape_dirs
+from brokenchairs.generation.partnet import find_shape_dirs, read_tree
 
 
 @dataclass
@@ -35,17 +34,9 @@ def taxonomy_paths() -> set[str]:
 
 def leaf_nodes(folder: Path) -> list[tuple[int, str]]:
     """(node id, label path) of the leaves of one PartNet folder, without reading any mesh."""
-    result = next((folder / n for n in RESULT_FILES if (folder / n).is_file()), None)
-    if result is None:
-        raise InputError(folder, f"missing {' and '.join(RESULT_FILES)}")
-    try:
-        tree = json.loads(result.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(result, f"not valid JSON ({exc})") from exc
-    if not (isinstance(tree, list) and len(tree) == 1 and isinstance(tree[0], dict)):
-        raise InputError(result, "not a PartNet tree (expected a JSON list holding one root node)")
+    _, root = read_tree(folder)
     out: list[tuple[int, str]] = []
-    stack = [(str(tree[0].get("name") or tree[0].get("text")), tree[0])]
+    stack = [(str(root.get("name") or root.get("text")), root)]
     while stack:
         path, node = stack.pop()
         kids = node.get("children") or []

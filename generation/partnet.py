@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.errors import InputError
-from brokenchairs.generation.shape import PartNode, Shape, check_mesh, make_mesh, normalise
+from brokenchairs.generation.shape import PartNode, Shape, check_mesh, concat_meshes, normalise
 
 RESULT_FILES = ("result_after_merging.json", "result.json")
 
@@ -101,8 +101,8 @@ def iter_shapes(root: str | Path) -> Iterator[Shape]:
         yield load_shape(d)
 
 
-def load_shape(folder: str | Path, normalize: bool = True) -> Shape:
-    """Load one PartNet folder into our frame (z up), normalised unless ``normalize=False``."""
+def read_tree(folder: str | Path) -> tuple[Path, dict]:
+    """(path of the result JSON used, its root node): after-merging preferred, validated."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "shape folder does not exist")
@@ -115,8 +115,15 @@ def load_shape(folder: str | Path, normalize: bool = True) -> Shape:
         raise InputError(result, f"not valid JSON ({exc})") from exc
     if not (isinstance(tree, list) and len(tree) == 1 and isinstance(tree[0], dict)):
         raise InputError(result, "not a PartNet tree (expected a JSON list holding one root node)")
+    return result, tree[0]
+
+
+def load_shape(folder: str | Path, normalize: bool = True) -> Shape:
+    """Load one PartNet folder into our frame (z up), normalised unless ``normalize=False``."""
+    folder = Path(folder)
+    result, tree = read_tree(folder)
     meta = _read_meta(folder)
-    root = _build_node(tree[0], folder, result)
+    root = _build_node(tree, folder, result)
     shape = Shape(str(meta.get("anno_id", folder.name)), root, meta)
     if not shape.parts():
         raise InputError(result, "the tree has no leaf with meshes")
@@ -148,13 +155,11 @@ def _build_node(raw: object, folder: Path, result: Path) -> PartNode:
     objs = raw.get("objs") or []
     if not isinstance(objs, list) or not objs:
         raise InputError(result, f"leaf node {raw['id']} ({label}) lists no objs")
-    verts, faces, offset = [], [], 0
+    meshes = []
     for name in objs:
         v, f = read_obj(folder / "objs" / f"{name}.obj")
-        verts.append(v @ Y_UP_TO_Z_UP.T)
-        faces.append(f + offset)
-        offset += len(v)
-    return PartNode(int(raw["id"]), label, [], make_mesh(np.concatenate(verts), np.concatenate(faces)))
+        meshes.append((v @ Y_UP_TO_Z_UP.T, f))
+    return PartNode(int(raw["id"]), label, [], concat_meshes(meshes))
 
 
 # --- writing -----------------------------------------------------------------------------------

@@ -28,6 +28,13 @@ def make_mesh(vertices: np.ndarray, faces: np.ndarray) -> trimesh.Trimesh:
     )
 
 
+def concat_meshes(meshes) -> trimesh.Trimesh:
+    """One mesh from (vertices, faces) pairs or meshes, face indices offset, order kept."""
+    pairs = [(m.vertices, m.faces) if isinstance(m, trimesh.Trimesh) else m for m in meshes]
+    offsets = np.cumsum([0] + [len(v) for v, _ in pairs[:-1]])
+    return make_mesh(np.concatenate([v for v, _ in pairs]), np.concatenate([f + o for (_, f), o in zip(pairs, offsets)]))
+
+
 @dataclass
 class PartNode:
     """A node of the part tree. Leaves own a mesh; inner nodes only group children."""
@@ -104,13 +111,7 @@ class Shape:
     # --- whole-shape queries -----------------------------------------------------------------
     def mesh(self) -> trimesh.Trimesh:
         """All leaves concatenated into one mesh (parts may intersect)."""
-        parts = self.parts()
-        verts, faces, offset = [], [], 0
-        for p in parts:
-            verts.append(p.mesh.vertices)
-            faces.append(p.mesh.faces + offset)
-            offset += len(p.mesh.vertices)
-        return make_mesh(np.concatenate(verts), np.concatenate(faces))
+        return concat_meshes(p.mesh for p in self.parts())
 
     @property
     def bounds(self) -> np.ndarray:
@@ -154,12 +155,7 @@ class Shape:
             raise KeyError(f"node {node_id} of {self.shape_id} has no leaf meshes")
         if len(leaves) == 1 and leaves[0].node_id == node_id:
             return leaves[0]
-        verts, faces, off = [], [], 0
-        for leaf in leaves:
-            verts.append(leaf.mesh.vertices)
-            faces.append(leaf.mesh.faces + off)
-            off += len(leaf.mesh.vertices)
-        return Part(node_id, path, make_mesh(np.concatenate(verts), np.concatenate(faces)))
+        return Part(node_id, path, concat_meshes(leaf.mesh for leaf in leaves))
 
     def map_subtree(self, node_id: int, fn) -> Shape:
         """Apply ``fn(mesh) -> mesh`` to every leaf under ``node_id`` (the node itself if a leaf)."""

@@ -37,7 +37,7 @@ def main() -> None:
     cfg = GenerateConfig(anomalies=KINDS, views_per_variant=args.views, resolution=args.resolution,
                          samples=args.samples, seed=args.seed, units_per_shard=1, materials=str(mats.resolve()))
     cores = min(os.cpu_count() or 1, args.workers * max(1, (os.cpu_count() or 1) // args.workers))
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0 = time.perf_counter()
     stats = generate(out, procedural_refs(args.shapes, args.seed), cfg, workers=args.workers)
     wall = time.perf_counter() - t0
     kept = sum(stats.kept.values())

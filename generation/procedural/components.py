@@ -15,7 +15,6 @@ from brokenchairs.generation.procedural.primitives import (
     bar,
     circle,
     disc,
-    polyline,
     rect,
     rotation_x,
     rounded_rect,
