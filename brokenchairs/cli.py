@@ -364,5 +364,14 @@ def render_views(shapes_dir, num_shapes, mesh, up, out, views, elevation, resolu
                f"in {stats.seconds:.1f} s: {stats.views / max(stats.seconds, 1e-9):.1f} views/s -> {out}")
 
 
+def _add_benchmark_commands() -> None:
+    from brokenchairs.cli_bench import COMMANDS
+
+    for cmd in COMMANDS:
+        main.add_command(cmd)
+
+
+_add_benchmark_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,78 @@
+"""Checkpoints: model + optimiser + position + every RNG state, so ``--resume`` continues exactly.
+
+A checkpoint is written to a temporary name and renamed (a killed run never leaves a torn file).
+Loading names the file in one line when it is not a checkpoint or holds another model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from brokenchairs.errors import InputError
+from brokenchairs.models import build_model
+
+FORMAT = "brokenchairs-checkpoint/1"
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, *, model: nn.Module, model_name: str, model_kwargs: dict, config: dict,
+                    optimizer: torch.optim.Optimizer | None = None, epoch: int = 0, pos: int = 0, step: int = 0,
+                    generator: torch.Generator | None = None, resolution: int = 0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"format": FORMAT, "model": model_name, "model_kwargs": model_kwargs, "config": config,
+             "state_dict": model.state_dict(), "epoch": epoch, "pos": pos, "step": step, "resolution": resolution,
+             "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(),
+             "generator": generator.get_state() if generator is not None else None}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: Path, model_name: str | None = None) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint file does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise InputError(path, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise InputError(path, f"not a brokenchairs checkpoint (expected format {FORMAT})")
+    if model_name is not None and state["model"] != model_name:
+        raise InputError(path, f"checkpoint holds model {state['model']!r}, not {model_name!r}")
+    return state
+
+
+def load_model(path: Path, model_name: str | None = None) -> tuple[nn.Module, dict]:
+    """Build the checkpoint's model with its own kwargs and load the weights; returns (model, state)."""
+    state = read_checkpoint(path, model_name)
+    kwargs = dict(state["model_kwargs"])
+    kwargs.pop("backbone_weights", None)  # the trained weights supersede the initial backbone
+    model = build_model(state["model"], **kwargs)
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise InputError(path, f"weights do not fit model {state['model']!r} ({str(exc).splitlines()[0]})") from exc
+    return model, state

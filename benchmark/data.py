@@ -1,0 +1,316 @@
+"""A torch ``Dataset`` over query and view shards (DESIGN.md "Shards", paper 5).
+
+``DatasetIndex.open(root, split)`` reads the small per-query columns of every query shard once
+(labels, types, ids) and maps each shape to its view shard; it refuses, with one line naming the
+file, a dataset without views for some query shape, an empty split or a corrupt shard.
+
+``ShardDataset[i]`` or ``ShardDataset[(i, seed)]`` returns one sample as uint8/float tensors (the
+model-side normalisation is ``prepare_batch``, done on the device so the loader moves bytes, not
+floats). Every random choice of a sample -- which N views, the flip, the crop -- comes from the
+``seed`` handed in by the sampler, never from a global stream: a resumed run sees exactly the
+samples of an uninterrupted one, whatever the number of loader workers.
+
+h5py handles are opened lazily per process (DataLoader workers each open their own). Reference
+views are shared by all the queries of a shape, so each process keeps an LRU cache of decoded
+view groups, and ``EpochSampler`` shuffles shapes in blocks so that consecutive samples reuse it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from brokenchairs.errors import InputError
+from brokenchairs.generation.dataset import read_dataset
+from brokenchairs.generation.queries import ANOMALY_CODES
+from brokenchairs.generation.shards import open_shard
+from brokenchairs.generation.splits import SPLITS, split_of
+
+TYPE_NAMES = {v: k for k, v in ANOMALY_CODES.items()}
+
+
+@dataclass(frozen=True)
+class QueryRef:
+    shard: str
+    row: int
+    sample_id: str
+    shape_id: str
+    label: int
+    anomaly_type: str
+    split: str
+
+
+def _str(x) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def shape_splits(data: dict) -> dict[str, str]:
+    """shape id -> split, from dataset.json ``splits`` when recorded, else the default rule."""
+    rec = (data.get("splits") or {}).get("shapes")
+    if rec:
+        return {sid: name for name, ids in rec.items() for sid in ids}
+    return {r["shape_id"]: split_of(r["shape_id"]) for r in data.get("shapes", [])}
+
+
+def parse_split(split: str) -> set[str]:
+    names = set(SPLITS) if split == "all" else {s.strip() for s in split.split(",") if s.strip()}
+    bad = names - set(SPLITS)
+    if bad or not names:
+        raise InputError(None, f"unknown split {split!r}; use train, val, test, a comma list or all")
+    return names
+
+
+@dataclass
+class DatasetIndex:
+    root: Path
+    queries: list[QueryRef]
+    view_shard: dict[str, str]  # shape id -> view shard path
+    resolution: int
+    num_views: int
+
+    @classmethod
+    def open(cls, root: Path, split: str = "train", need_views: bool = True) -> DatasetIndex:
+        root = Path(root)
+        data = read_dataset(root)
+        if data is None:
+            raise InputError(root, "not a dataset folder (no dataset.json): run brokenchairs generate first")
+        qsec = data.get("queries") or {}
+        if not qsec.get("shards"):
+            raise InputError(root / "dataset.json", "holds no query shards: run brokenchairs generate first")
+        wanted = parse_split(split)
+        splits = shape_splits(data)
+        queries: list[QueryRef] = []
+        for name in qsec["shards"]:
+            path = root / "shards" / name
+            if not path.is_file():
+                raise InputError(path, "query shard listed in dataset.json is missing (re-run generate)")
+            with open_shard(path, "queries") as f:
+                try:
+                    cols = {k: f[k][()] for k in ("sample_id", "shape_id", "label", "anomaly_type")}
+                except (KeyError, OSError) as exc:
+                    raise InputError(path, f"corrupt query shard ({exc})") from exc
+            for row in range(len(cols["label"])):
+                sid = _str(cols["shape_id"][row])
+                sp = splits.get(sid) or split_of(sid)
+                if sp in wanted:
+                    queries.append(QueryRef(str(path), row, _str(cols["sample_id"][row]), sid, int(cols["label"][row]),
+                                            TYPE_NAMES.get(int(cols["anomaly_type"][row]), "unknown"), sp))
+        if not queries:
+            raise InputError(root, f"split {split!r} holds no queries")
+        view_shard: dict[str, str] = {}
+        vsec = data.get("views") or {}
+        for name, ids in (vsec.get("shards") or {}).items():
+            for sid in ids:
+                view_shard[sid] = str(root / "shards" / name)
+        if need_views:
+            lacking = sorted({q.shape_id for q in queries} - set(view_shard))
+            if lacking:
+                raise InputError(root / "dataset.json", f"no reference views for {len(lacking)} query shapes "
+                                 f"(e.g. {lacking[0]}): run brokenchairs render-views --out {root}")
+        res = int(qsec.get("config", {}).get("resolution", 0))
+        return cls(root, queries, view_shard, res, int(vsec.get("config", {}).get("views", 0)))
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def shapes(self) -> list[str]:
+        return list(dict.fromkeys(q.shape_id for q in self.queries))
+
+
+# --- augmentation (paper 5: random horizontal flip, random 224/256 crop resized back) ----------------
+def augment(image: torch.Tensor, mask: torch.Tensor, box: torch.Tensor, rng: np.random.Generator,
+            crop_frac: float = 224 / 256, flip_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """image (3,H,W) uint8, mask (H,W) bool, box (4,) xyxy px (NaN = none): one flip + crop for all three."""
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    H, W = image.shape[-2:]
+    has_box = bool(torch.isfinite(box).all())
+    boxes = tv_tensors.BoundingBoxes(box[None] if has_box else torch.zeros(1, 4), format="XYXY", canvas_size=(H, W))
+    img, msk = tv_tensors.Image(image), tv_tensors.Mask(mask[None].to(torch.uint8))
+    if rng.random() < flip_p:
+        img, msk, boxes = TF.horizontal_flip(img), TF.horizontal_flip(msk), TF.horizontal_flip(boxes)
+    ch, cw = round(H * crop_frac), round(W * crop_frac)
+    top, left = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
+    img = TF.resized_crop(img, top, left, ch, cw, [H, W], antialias=True)
+    msk = TF.resized_crop(msk, top, left, ch, cw, [H, W], interpolation=TF.InterpolationMode.NEAREST)
+    boxes = TF.resized_crop(boxes, top, left, ch, cw, [H, W])
+    out_box = boxes.as_subclass(torch.Tensor)[0].clamp(min=0)
+    out_box[0::2] = out_box[0::2].clamp(max=W)
+    out_box[1::2] = out_box[1::2].clamp(max=H)
+    if not has_box or (out_box[2] - out_box[0]) * (out_box[3] - out_box[1]) <= 0:
+        out_box = torch.full((4,), float("nan"))
+    return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor)[0].bool(), out_box
+
+
+def xyxy_to_cxcywh_norm(box: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    x0, y0, x1, y1 = box.unbind(-1)
+    return torch.stack([(x0 + x1) / 2 / W, (y0 + y1) / 2 / H, (x1 - x0) / W, (y1 - y0) / H], -1)
+
+
+def view_directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
+    az, el = np.asarray(azimuth, float), np.asarray(elevation, float)
+    return np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], -1)
+
+
+def closest_view(azimuth: float, elevation: float, view_az: np.ndarray, view_el: np.ndarray) -> int:
+    """Index of the reference view whose camera direction is nearest the query's (paper 5)."""
+    return int(np.argmax(view_directions(view_az, view_el) @ view_directions(azimuth, elevation)))
+
+
+def select_views(num: int, wanted: int, rng: np.random.Generator | None) -> np.ndarray:
+    """``wanted`` of ``num`` views: a random sorted subset (training) or evenly spaced (evaluation)."""
+    if wanted <= 0 or wanted >= num:
+        return np.arange(num)
+    if rng is None:
+        return np.unique(np.linspace(0, num, wanted, endpoint=False).astype(int))
+    return np.sort(rng.choice(num, wanted, replace=False))
+
+
+class ShardDataset(Dataset):
+    """Samples of a ``DatasetIndex``; see the module docstring for keys and randomness."""
+
+    def __init__(self, index: DatasetIndex, views: int = 10, train: bool = True, augment: bool = True,
+                 with_views: bool = True, with_depth: bool = True, cache_shapes: int = 32):
+        self.index, self.views, self.train = index, views, train
+        self.augment, self.with_views, self.with_depth = augment and train, with_views, with_depth
+        self.cache_shapes = cache_shapes
+        self._pid = None
+        self._files: dict[str, h5py.File] = {}
+        self._cache: OrderedDict[str, dict] = OrderedDict()
+        self.cache_hits = self.cache_misses = 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self):  # handles never cross a process boundary
+        return {**self.__dict__, "_files": {}, "_cache": OrderedDict(), "_pid": None}
+
+    def _file(self, path: str, kind: str) -> h5py.File:
+        if self._pid != os.getpid():
+            self._files, self._cache, self._pid = {}, OrderedDict(), os.getpid()
+        f = self._files.get(path)
+        if f is None:
+            f = self._files[path] = open_shard(Path(path), kind)
+        return f
+
+    def shape_views(self, shape_id: str) -> dict:
+        hit = self._cache.get(shape_id)
+        if hit is not None and self._pid == os.getpid():
+            self._cache.move_to_end(shape_id)
+            self.cache_hits += 1
+            return hit
+        self.cache_misses += 1
+        path = self.index.view_shard[shape_id]
+        f = self._file(path, "views")
+        if shape_id not in f:
+            raise InputError(path, f"no views of shape {shape_id}")
+        g = f[shape_id]
+        names = ["gray", "K", "world_to_cam", "azimuth", "elevation", "patch_xyz", "patch_valid"]
+        names += ["depth"] if self.with_depth else []
+        try:
+            rec = {k: g[k][()] for k in names}
+        except (KeyError, OSError) as exc:
+            raise InputError(path, f"corrupt view group {shape_id} ({exc})") from exc
+        self._cache[shape_id] = rec
+        while len(self._cache) > self.cache_shapes:
+            self._cache.popitem(last=False)
+        return rec
+
+    def __getitem__(self, key) -> dict:
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        q = self.index.queries[i]
+        rng = np.random.default_rng(seed) if (seed is not None and self.train) else None
+        f = self._file(q.shard, "queries")
+        try:
+            image = torch.from_numpy(f["image"][q.row]).permute(2, 0, 1).contiguous()
+            mask = torch.from_numpy(f["mask_new"][q.row] | f["mask_old"][q.row])
+            box = torch.from_numpy(f["bbox"][q.row].astype(np.float32))
+            az, el = float(f["azimuth"][q.row]), float(f["elevation"][q.row])
+        except (KeyError, OSError) as exc:
+            raise InputError(q.shard, f"corrupt query row {q.row} ({exc})") from exc
+        H, W = image.shape[-2:]
+        if self.augment and rng is not None:
+            image, mask, box = augment(image, mask, box, rng)
+        has_box = bool(torch.isfinite(box).all())
+        sample = {"query": image, "mask": mask, "label": torch.tensor(q.label), "has_box": torch.tensor(has_box),
+                  "bbox": xyxy_to_cxcywh_norm(box, H, W) if has_box else torch.zeros(4),
+                  "bbox_xyxy": box if has_box else torch.full((4,), float("nan")),
+                  "anomaly_code": torch.tensor(ANOMALY_CODES.get(q.anomaly_type, 255)),
+                  "index": torch.tensor(i), "sample_id": q.sample_id, "shape_id": q.shape_id}
+        if not self.with_views:
+            return sample
+        v = self.shape_views(q.shape_id)
+        sel = select_views(len(v["gray"]), self.views, rng)
+        sample.update(views=torch.from_numpy(v["gray"][sel]), patch_xyz=torch.from_numpy(v["patch_xyz"][sel]),
+                      patch_valid=torch.from_numpy(v["patch_valid"][sel]),
+                      view_K=torch.from_numpy(v["K"][sel]).float(),
+                      view_world_to_cam=torch.from_numpy(v["world_to_cam"][sel]).float(),
+                      view_ids=torch.from_numpy(sel),
+                      closest_view=torch.tensor(closest_view(az, el, v["azimuth"][sel], v["elevation"][sel])))
+        if self.with_depth:
+            sample["view_depth"] = torch.from_numpy(v["depth"][sel])
+        return sample
+
+
+def prepare_batch(batch: dict, device: torch.device | str) -> dict:
+    """Move a collated batch to ``device`` and normalise images to [-1, 1] (views cloned to 3 channels)."""
+    out = {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+    out["query"] = out["query"].float() / 127.5 - 1
+    if "views" in out:
+        out["views"] = (out["views"].float() / 127.5 - 1)[:, :, None].expand(-1, -1, 3, -1, -1)
+    return out
+
+
+class EpochSampler(Sampler):
+    """Yields ``(index, seed)`` for one epoch of one rank, deterministically from (seed, epoch).
+
+    Shapes are shuffled, then the queries of each block of ``group_shapes`` shapes are shuffled
+    together, so a loader worker's view cache serves most samples of a block. Under DDP each rank
+    takes every ``world``-th sample of the (padded) order. ``start`` skips samples already seen
+    (exact resume mid-epoch).
+    """
+
+    def __init__(self, index: DatasetIndex, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1,
+                 group_shapes: int = 8):
+        self.index, self.seed, self.shuffle = index, seed, shuffle
+        self.rank, self.world, self.group_shapes = rank, world, group_shapes
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[int]:
+        n = len(self.index)
+        if not self.shuffle:
+            order = list(range(n))
+        else:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            by_shape: dict[str, list[int]] = {}
+            for i, q in enumerate(self.index.queries):
+                by_shape.setdefault(q.shape_id, []).append(i)
+            shapes = list(by_shape)
+            rng.shuffle(shapes)
+            order = []
+            for k in range(0, len(shapes), self.group_shapes):
+                block = [i for s in shapes[k:k + self.group_shapes] for i in by_shape[s]]
+                order += [block[j] for j in rng.permutation(len(block))]
+        per_rank = -(-n // self.world)
+        order = (order * (1 + per_rank * self.world // max(n, 1)))[:per_rank * self.world]  # pad like DistributedSampler
+        return order[self.rank::self.world]
+
+    def __len__(self) -> int:
+        return max(0, -(-len(self.index) // self.world) - self.start)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        order = self.order()
+        for pos in range(self.start, len(order)):
+            yield order[pos], int(np.random.default_rng([self.seed, self.epoch, pos, self.rank]).integers(2**62))

@@ -1,0 +1,247 @@
+"""``brokenchairs train``: one process on CPU or one GPU, or DDP under ``torchrun``.
+
+A run folder holds ``config.json`` (the resolved config), ``metrics.csv`` (one row per logged
+step and per validation), TensorBoard event files under ``tb/``, and checkpoints ``last.pt``
+(every epoch end and on SIGINT/SIGTERM) plus ``epoch-NNN.pt``. ``resume=True`` restores the
+model, optimiser, RNG states and the position inside the epoch, so the loss trajectory continues
+exactly as an uninterrupted run (loader randomness is seeded per sample, see ``data.py``).
+Under DDP only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from brokenchairs.benchmark.config import TrainConfig
+from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset, prepare_batch
+from brokenchairs.benchmark.inference import autocast, run_inference
+from brokenchairs.benchmark.metrics import compute_metrics
+from brokenchairs.errors import InputError
+from brokenchairs.models import CONFIGS, USES_VIEWS, build_model
+
+CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "triplet", "push",
+              "samples_per_s", "lr", "auc", "accuracy"]
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    steps: int = 0
+    epochs_done: int = 0
+    interrupted: bool = False
+    losses: list = field(default_factory=list)
+    seconds: float = 0.0
+    samples: int = 0
+
+
+class _Stop:
+    """Turns SIGINT/SIGTERM into a flag checked between steps (a checkpoint is saved, then we exit)."""
+
+    def __init__(self):
+        self.flag = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.flag = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _dist_env() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _device(requested: str, local_rank: int) -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(None, "--device cuda asked for, but torch sees no CUDA device")
+        return torch.device("cuda", local_rank if requested == "cuda" else int(requested.split(":")[1]))
+    return torch.device("cpu")
+
+
+class CsvLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+        if enabled and not path.exists():
+            with path.open("w", newline="") as f:
+                csv.DictWriter(f, CSV_FIELDS).writeheader()
+
+    def write(self, row: dict) -> None:
+        if self.enabled:
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore").writerow(row)
+
+
+def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device: str = "auto", progress: bool = True,
+          stop_after_steps: int | None = None) -> TrainResult:
+    """Train ``cfg.model`` on ``data`` into ``run``. ``stop_after_steps`` behaves like an interrupt
+    after that many optimiser steps of this call (used to test exact resumption)."""
+    rank, world, local_rank = _dist_env()
+    dev = _device(device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    main_proc = rank == 0
+    run = Path(run)
+    ckpt_path = run / "last.pt"
+    if main_proc:
+        if (run / "config.json").exists() and not resume:
+            raise InputError(run, "run folder already holds a run: pass --resume to continue it, or use a new --out")
+        run.mkdir(parents=True, exist_ok=True)
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise InputError(ckpt_path, "nothing to resume (no checkpoint in the run folder)")
+        state = read_checkpoint(ckpt_path, cfg.model)
+        cfg = TrainConfig(**state["config"])
+
+    uses_views = USES_VIEWS[cfg.model]
+    vlfa = uses_views and bool(CONFIGS[cfg.model].get("vlfa"))
+    index = DatasetIndex.open(data, cfg.split, need_views=uses_views)
+    res = index.resolution or 256
+    ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=uses_views,
+                      with_depth=vlfa, cache_shapes=cfg.cache_shapes)
+    sampler = EpochSampler(index, cfg.seed, shuffle=True, rank=rank, world=world, group_shapes=cfg.group_shapes)
+
+    torch.manual_seed(cfg.seed)
+    model_kwargs = cfg.model_kwargs(res)
+    model = build_model(cfg.model, **model_kwargs).to(dev)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
+    epoch, pos, step = 0, 0, 0
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        epoch, pos, step = state["epoch"], state["pos"], state["step"]
+        set_rng_state(state["rng"])
+        if state.get("generator") is not None:
+            gen.set_state(state["generator"])
+    net = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+
+    if main_proc:
+        (run / "config.json").write_text(json.dumps(cfg.to_json() | {"data": str(Path(data).resolve()),
+                                                                     "resolution": res}, indent=1))
+    log = CsvLog(run / "metrics.csv", main_proc)
+    tb = _tensorboard(run, main_proc)
+    result = TrainResult(run=run, steps=step)
+    t_start = time.perf_counter()
+
+    def checkpoint(path: Path, e: int, p: int) -> None:
+        if main_proc:
+            save_checkpoint(path, model=model, model_name=cfg.model, model_kwargs=model_kwargs, config=cfg.to_json(),
+                            optimizer=opt, epoch=e, pos=p, step=step, generator=gen, resolution=res)
+
+    steps_this_call = 0
+    with _Stop() as stop:
+        while epoch < cfg.epochs:
+            sampler.set_epoch(epoch, start=pos)
+            loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
+                                pin_memory=dev.type == "cuda", persistent_workers=False)
+            limit = cfg.max_steps_per_epoch or None
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=None if (progress and main_proc) else True,
+                       initial=pos // cfg.batch_size, total=-(-len(index) // (cfg.batch_size * world)))
+            model.train()
+            t_log, n_log = time.perf_counter(), 0
+            for raw in bar:
+                batch = prepare_batch(raw, dev)
+                with autocast(dev, cfg.amp):
+                    out = net(batch)
+                    loss, parts = model.loss(batch, {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+                                                     for k, v in out.items()}, generator=gen)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                if hasattr(model, "momentum_update"):
+                    model.momentum_update()
+                step += 1
+                steps_this_call += 1
+                pos += len(raw["label"])
+                n_log += len(raw["label"]) * world
+                value = float(loss.detach())
+                result.losses.append(value)
+                result.samples += len(raw["label"]) * world
+                if step % cfg.log_every == 0 or step == 1:
+                    rate = n_log / max(time.perf_counter() - t_log, 1e-9)
+                    row = {"kind": "train", "epoch": epoch, "step": step, "loss": value, "samples_per_s": round(rate, 3),
+                           "lr": opt.param_groups[0]["lr"]} | {k: float(v.detach()) for k, v in parts.items()}
+                    log.write(row)
+                    if tb is not None:
+                        for k, v in row.items():
+                            if k not in ("kind", "epoch", "step"):
+                                tb.add_scalar(f"train/{k}", v, step)
+                    t_log, n_log = time.perf_counter(), 0
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                hit_limit = limit is not None and pos >= limit * cfg.batch_size
+                if stop.flag or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
+                    checkpoint(ckpt_path, epoch, pos)
+                    result.interrupted = True
+                    break
+                if hit_limit:
+                    break
+            bar.close()
+            if result.interrupted:
+                break
+            epoch, pos = epoch + 1, 0
+            checkpoint(ckpt_path, epoch, 0)
+            checkpoint(run / f"epoch-{epoch:03d}.pt", epoch, 0)
+            result.epochs_done += 1
+            if main_proc:
+                _validate(model, cfg, data, dev, log, tb, epoch, step, progress)
+    if tb is not None:
+        tb.close()
+    if world > 1:
+        dist.barrier()
+    result.steps, result.seconds = step, time.perf_counter() - t_start
+    return result
+
+
+def _tensorboard(run: Path, enabled: bool):
+    if not enabled:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run / "tb"))
+
+
+def _validate(model, cfg: TrainConfig, data: Path, dev, log: CsvLog, tb, epoch: int, step: int, progress: bool) -> None:
+    """AUC/accuracy on the validation split after each epoch (skipped when the split is empty)."""
+    try:
+        index = DatasetIndex.open(data, cfg.val_split, need_views=USES_VIEWS[cfg.model])
+    except InputError as exc:
+        if "holds no queries" in exc.problem:
+            return
+        raise
+    preds = run_inference(model, cfg.model, index, cfg.views_test, dev, cfg.batch_size, 0, progress, cfg.amp)
+    m = compute_metrics(preds.label, preds.score, preds.code)
+    log.write({"kind": "val", "epoch": epoch, "step": step, "auc": m["auc"], "accuracy": m["accuracy"]})
+    if tb is not None:
+        for k in ("auc", "accuracy"):
+            if m[k] is not None:
+                tb.add_scalar(f"val/{k}", m[k], step)

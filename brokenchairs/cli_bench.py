@@ -1,0 +1,121 @@
+"""Benchmark commands (train, eval, report, predict), added to the ``brokenchairs`` group in cli.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# the model names, without importing torch at CLI start-up (checked against models.CONFIGS on use)
+MODELS = "resnet18-fpn, resnet18-fpn-sa, vit, retrieval, cmt-a, cmt-b, cmt-c, cmt-d, cmt"
+
+DEVICE = click.option("--device", default="auto", show_default=True,
+                      help="cpu, cuda, cuda:N or auto (cuda when torch sees one).")
+
+
+def _device(device: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+@click.command("train")
+@click.option("--model", required=True, help=f"One of: {MODELS}.")
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (queries + views).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
+@click.option("--preset", default="paper", show_default=True, help="paper (section 5 defaults) or tiny (CPU smoke runs).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON of options.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option, e.g. --set lr=1e-4.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Per process (per GPU under torchrun).")
+@click.option("--lr", type=float, default=None)
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@DEVICE
+def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, lr, workers, resume, device):
+    """Train a model of Table 2 on a dataset's train split (DDP when started by torchrun).
+
+    \b
+    Example: brokenchairs train --model cmt --data data/ --out runs/cmt
+             brokenchairs train --model cmt --data data/ --out runs/tiny --preset tiny
+             torchrun --nproc_per_node 4 -m brokenchairs train --model cmt --data data/ --out runs/cmt
+    Ctrl-C (or SIGTERM) saves RUN/last.pt; add --resume to continue exactly.
+    """
+    from brokenchairs.benchmark.config import parse_sets, resolve_config
+    from brokenchairs.benchmark.train import train
+
+    overrides = parse_sets(sets) | {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers}
+    cfg = resolve_config(model, preset, config_file, overrides)
+    result = train(cfg, data, out, resume=resume, device=device)
+    if result.interrupted:
+        click.echo(f"interrupted at step {result.steps}: checkpoint {out / 'last.pt'}; continue with --resume")
+        raise SystemExit(130)
+    rate = result.samples / max(result.seconds, 1e-9)
+    click.echo(f"trained {cfg.model} for {result.epochs_done} epochs ({result.steps} steps, {rate:.2f} samples/s) -> {out}")
+
+
+@click.command("eval")
+@click.option("--model", default=None, help="Expected model, checked against the checkpoint.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True)
+@click.option("--data", type=click.Path(path_type=Path), required=True)
+@click.option("--split", default="test", show_default=True, help="train, val, test, a comma list, or all.")
+@click.option("--views", type=click.IntRange(min=1), default=20, show_default=True, help="Reference views per query.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@DEVICE
+def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, device):
+    """Score a checkpoint: metrics.json, predictions.csv, roc.png, examples.png.
+
+    \b
+    Example: brokenchairs eval --model cmt --checkpoint runs/cmt/last.pt --data data/ --out runs/cmt/eval
+    """
+    from brokenchairs.benchmark.evaluate import evaluate
+
+    m = evaluate(checkpoint, data, out, model, split, views, _device(device), batch_size, workers)
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    click.echo(f"{m['model']} on {m['n']} {split} queries: AUC {fmt(m['auc'])}  accuracy {fmt(m['accuracy'])}"
+               + (f"  box AP50 {fmt(m['box_ap50'])}" if "box_ap50" in m else "")
+               + (f"  viewpoint {fmt(m['viewpoint_accuracy'])}" if "viewpoint_accuracy" in m else "") + f" -> {out}")
+
+
+@click.command("report")
+@click.argument("runs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.md"), show_default=True)
+def report_cmd(runs, out):
+    """Table 2 across runs: RUN folders (their eval*/metrics.json) or metrics.json files.
+
+    \b
+    Example: brokenchairs report runs/*/eval --out table2.md
+    """
+    from brokenchairs.benchmark.report import report
+
+    click.echo(report(list(runs), out), nl=False)
+    click.echo(f"-> {out}")
+
+
+@click.command("predict")
+@click.option("--mesh", type=click.Path(path_type=Path), required=True, help="Reference mesh of the object.")
+@click.option("--up", type=click.Choice(["z", "y"]), default="z", show_default=True, help="Up axis of --mesh.")
+@click.option("--image", "images", type=click.Path(path_type=Path), multiple=True, required=True, help="Repeatable.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--views", type=click.IntRange(min=1), default=20, show_default=True)
+@DEVICE
+def predict_cmd(mesh, up, images, checkpoint, out, views, device):
+    """Is there a shape anomaly in these photos of MESH, and where? Writes overlays + predictions.json.
+
+    \b
+    Models are trained on renders on white: remove a photo's background for reliable scores.
+    Example: brokenchairs predict --mesh chair.obj --image a.jpg --image b.jpg --checkpoint cmt.pt --out pred/
+    """
+    from brokenchairs.benchmark.predict import predict
+
+    for r in predict(mesh, list(images), checkpoint, out, up, views, _device(device)):
+        note = "" if r.white_background else "  (background is not white: scores may be unreliable)"
+        box = f"  box {[round(v, 1) for v in r.box]}" if r.box else ""
+        click.echo(f"{r.image}: {r.label} (score {r.score:.3f}){box}{note}")
+    click.echo(f"-> {out / 'predictions.json'} and overlays")
+
+
+COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd)
