@@ -7,6 +7,7 @@ Loading names the file in one line when it is not a checkpoint or holds another 
 from __future__ import annotations
 
 import os
+import pickle
 import random
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def read_checkpoint(path: Path, model_name: str | None = None) -> dict:
         raise InputError(path, "checkpoint file does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
         raise InputError(path, f"not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise InputError(path, f"not a brokenchairs checkpoint (expected format {FORMAT})")

@@ -45,6 +45,7 @@ class TrainResult:
     losses: list = field(default_factory=list)
     seconds: float = 0.0
     samples: int = 0
+    rank: int = 0  # under DDP only rank 0 reports
 
 
 class _Stop:
@@ -148,7 +149,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                                                                      "resolution": res}, indent=1))
     log = CsvLog(run / "metrics.csv", main_proc)
     tb = _tensorboard(run, main_proc)
-    result = TrainResult(run=run, steps=step)
+    result = TrainResult(run=run, steps=step, rank=rank)
     t_start = time.perf_counter()
 
     def checkpoint(path: Path, e: int, p: int) -> None:
@@ -218,6 +219,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         tb.close()
     if world > 1:
         dist.barrier()
+        dist.destroy_process_group()
     result.steps, result.seconds = step, time.perf_counter() - t_start
     return result
 

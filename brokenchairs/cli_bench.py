@@ -47,6 +47,8 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
     overrides = parse_sets(sets) | {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers}
     cfg = resolve_config(model, preset, config_file, overrides)
     result = train(cfg, data, out, resume=resume, device=device)
+    if result.rank != 0:
+        return
     if result.interrupted:
         click.echo(f"interrupted at step {result.steps}: checkpoint {out / 'last.pt'}; continue with --resume")
         raise SystemExit(130)

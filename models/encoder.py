@@ -7,6 +7,7 @@ torchvision ``resnet18`` state dict); nothing is downloaded.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ def load_resnet_weights(body: nn.Module, path: str | Path) -> None:
         raise InputError(path, "backbone weights file does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, pickle.UnpicklingError) as exc:
         raise InputError(path, f"not a torch state dict ({exc.__class__.__name__})") from exc
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if not isinstance(state, dict):

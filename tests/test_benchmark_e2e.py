@@ -1,0 +1,176 @@
+"""End to end on tiny real data: generate (Cycles, 64x64) -> render-views -> train --preset tiny ->
+eval -> report -> predict; exact resume; a 2-process DDP (gloo) run; bad input exits 2 naming the file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from brokenchairs.benchmark.config import resolve_config
+from brokenchairs.benchmark.data import DatasetIndex, ShardDataset
+from brokenchairs.benchmark.train import train
+from brokenchairs.cli import main
+
+pytestmark = pytest.mark.blender
+TINY = ["--preset", "tiny", "--set", "split=all", "--set", "val_split=all"]
+
+
+def _cli(*args, code=0):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == code, res.output + (res.stderr or "") + repr(res.exception)
+    return res
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    ds = root / "ds"
+    _cli("generate", "--out", ds, "--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "2",
+         "--seed", "2", "--workers", "2")
+    _cli("render-views", "--out", ds, "--resolution", "64", "--views", "6", "--workers", "1")
+    return ds
+
+
+def _losses(run: Path) -> list[float]:
+    with (run / "metrics.csv").open() as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["kind"] == "train"]
+
+
+def test_dataset_samples_match_the_shards(data):
+    index = DatasetIndex.open(data, "all")
+    ds = ShardDataset(index, views=4, train=True)
+    s = ds[(0, 123)]
+    assert s["query"].dtype == torch.uint8 and s["query"].shape == (3, 64, 64)
+    assert s["views"].shape == (4, 64, 64) and s["patch_xyz"].shape == (4, 8, 8, 3) and s["view_depth"].shape == (4, 64, 64)
+    assert torch.equal(ds[(0, 123)]["query"], s["query"])  # the seed, not a global stream, decides augmentation
+    plain = ShardDataset(index, views=20, train=False)
+    q = index.queries[0]
+    with h5py.File(q.shard) as f:
+        assert torch.equal(plain[0]["query"], torch.from_numpy(f["image"][q.row]).permute(2, 0, 1))
+    assert plain[0]["views"].shape[0] == 6  # all views at test time
+    for i in range(len(index)):  # the view cache serves every query of a shape after its first
+        plain[i]
+    assert plain.cache_misses == 3 and plain.cache_hits + plain.cache_misses == len(index) + 2
+
+
+def test_train_eval_report_end_to_end(data, tmp_path):
+    run = tmp_path / "run"
+    _cli("train", "--model", "cmt", "--data", data, "--out", run, *TINY)
+    assert {"config.json", "metrics.csv", "last.pt", "epoch-001.pt", "epoch-002.pt"} <= {p.name for p in run.iterdir()}
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["preset"] == "tiny" and cfg["epochs"] == 2 and cfg["model"] == "cmt"
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert any(r["kind"] == "val" and r["auc"] for r in rows)
+    out = tmp_path / "eval"
+    _cli("eval", "--model", "cmt", "--checkpoint", run / "last.pt", "--data", data, "--split", "all", "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("auc", "accuracy", "precision", "recall", "f1", "normal_accuracy", "anomaly_accuracy", "per_type",
+                "box_ap50", "mean_iou", "viewpoint_accuracy"):
+        assert key in m, key
+    assert 0 <= m["auc"] <= 1 and m["n"] == len(DatasetIndex.open(data, "all"))
+    preds = list(csv.DictReader((out / "predictions.csv").open()))
+    assert len(preds) == m["n"] and {"sample_id", "score", "box_x0", "view_pred"} <= set(preds[0])
+    for png in ("roc.png", "examples.png"):
+        assert Image.open(out / png).size[0] > 100
+    table = _cli("report", out, "--out", tmp_path / "t2.md").output
+    assert "| ✓ | CMT |" in table and (tmp_path / "t2.md").read_text() in table
+
+
+def test_resume_continues_the_exact_loss_trajectory(data, tmp_path):
+    cfg = resolve_config("cmt", "tiny", overrides={"split": "all", "val_split": "test", "max_steps_per_epoch": 5})
+    full = train(cfg, data, tmp_path / "full", progress=False)
+    part = train(cfg, data, tmp_path / "cut", progress=False, stop_after_steps=3)
+    assert part.interrupted and part.steps == 3
+    rest = train(cfg, data, tmp_path / "cut", resume=True, progress=False)
+    assert rest.steps == full.steps == 10
+    assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_two_process_ddp_with_gloo_trains_and_saves_once(data, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(port), "-m", "brokenchairs", "train", "--model", "cmt-d", "--data", str(data),
+           "--out", str(run), "--device", "cpu", "--epochs", "1", *TINY, "--set", "max_steps_per_epoch=2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    assert sorted(p.name for p in run.glob("*.pt")) == ["epoch-001.pt", "last.pt"]
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    train_rows = [r for r in rows if r["kind"] == "train"]
+    assert [int(r["step"]) for r in train_rows] == [1, 2]  # one writer: each step logged once
+    assert res.stdout.count("trained cmt-d") == 1
+
+
+def test_predict_scores_a_rendered_photo_against_its_mesh(data, tmp_path):
+    run = tmp_path / "run"
+    _cli("train", "--model", "cmt", "--data", data, "--out", run, *TINY, "--epochs", "1", "--set", "max_steps_per_epoch=2")
+    _cli("shapes", "synth", "--count", "1", "--seed", "2", "--out", tmp_path / "chairs")
+    _cli("shapes", "export", tmp_path / "chairs" / "synth-2-00000", "--out", tmp_path / "chair.obj")
+    q = DatasetIndex.open(data, "all").queries[0]
+    with h5py.File(q.shard) as f:
+        photo = Image.fromarray(f["image"][q.row]).resize((150, 100))  # another size and aspect
+    photo.save(tmp_path / "photo.jpg")
+    Image.new("RGB", (80, 80), (40, 90, 40)).save(tmp_path / "green.png")
+    out = tmp_path / "pred"
+    res = _cli("predict", "--mesh", tmp_path / "chair.obj", "--image", tmp_path / "photo.jpg", "--image",
+               tmp_path / "green.png", "--checkpoint", run / "last.pt", "--out", out, "--views", "6")
+    assert "score" in res.output and "background is not white" in res.output
+    preds = json.loads((out / "predictions.json").read_text())
+    assert len(preds) == 2 and all(0 <= p["score"] <= 1 for p in preds)
+    assert preds[0]["white_background"] and not preds[1]["white_background"]
+    assert Image.open(out / "photo-overlay.png").size == (256, 256)
+
+
+def test_bad_input_names_the_file_and_exits_2(data, tmp_path):
+    run = tmp_path / "vit"
+    _cli("train", "--model", "resnet18-fpn", "--data", data, "--out", run, *TINY, "--epochs", "1",
+         "--set", "max_steps_per_epoch=1")
+    res = _cli("eval", "--model", "cmt", "--checkpoint", run / "last.pt", "--data", data, "--out", tmp_path / "e", code=2)
+    assert "last.pt" in res.output and "resnet18-fpn" in res.output
+    # a dataset whose views were never rendered
+    noviews = tmp_path / "noviews"
+    shutil.copytree(data, noviews)
+    meta = json.loads((noviews / "dataset.json").read_text())
+    meta.pop("views")
+    (noviews / "dataset.json").write_text(json.dumps(meta))
+    _cli("eval", "--checkpoint", tmp_path / "vit" / "last.pt", "--data", noviews, "--out", tmp_path / "e2",
+         "--split", "all")  # resnet18-fpn needs no views: it runs
+    res = _cli("train", "--model", "cmt", "--data", noviews, "--out", tmp_path / "r2", *TINY, code=2)
+    assert "dataset.json" in res.output and "render-views" in res.output
+    # an empty split (dataset.json's recorded splits put every shape in train)
+    meta = json.loads((data / "dataset.json").read_text())
+    meta["splits"] = {"shapes": {"train": [r["shape_id"] for r in meta["shapes"]], "val": [], "test": []}}
+    (noviews / "dataset.json").write_text(json.dumps(meta))
+    res = _cli("eval", "--checkpoint", tmp_path / "vit" / "last.pt", "--data", noviews, "--out", tmp_path / "e5", code=2)
+    assert "split 'test' holds no queries" in res.output
+    # a corrupt (truncated) shard
+    broken = tmp_path / "broken"
+    shutil.copytree(data, broken)
+    shard = sorted((broken / "shards").glob("queries-*.h5"))[0]
+    shard.write_bytes(shard.read_bytes()[:4096])
+    res = _cli("train", "--model", "cmt", "--data", broken, "--out", tmp_path / "r4", *TINY, code=2)
+    assert shard.name in res.output
+    # a checkpoint that is not one
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    res = _cli("eval", "--checkpoint", tmp_path / "junk.pt", "--data", data, "--out", tmp_path / "e3", code=2)
+    assert "junk.pt" in res.output
+
