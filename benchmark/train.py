@@ -233,7 +233,9 @@ def _tensorboard(run: Path, enabled: bool):
 
 
 def _validate(model, cfg: TrainConfig, data: Path, dev, log: CsvLog, tb, epoch: int, step: int, progress: bool) -> None:
-    """AUC/accuracy on the validation split after each epoch (skipped when the split is empty)."""
+    """AUC/accuracy on the validation split after each epoch (skipped when empty or val_split is "")."""
+    if not cfg.val_split:
+        return
     try:
         index = DatasetIndex.open(data, cfg.val_split, need_views=USES_VIEWS[cfg.model])
     except InputError as exc:

@@ -3,8 +3,8 @@
 Per unit: make the anomaly (pure Python), assign materials and a light, draw the views; render
 the normal shape from every view (its object-index pass gives ``mask_old``), replace only the
 changed part, render the anomalous shape from the same cameras (``mask_new``), then keep the
-views that pass visibility and quality control. An anomalous view is stored with its normal
-twin (same camera, materials and light).
+views that pass visibility and quality control. With ``twins`` an anomalous view is stored with
+its normal twin (same camera, materials and light).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
 from brokenchairs.blender_scripts.query_scene import LIGHT_PRESETS, QueryRenderer
 from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
 from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
-from brokenchairs.generation.generate import GenerateConfig, QueryTask, Unit
+from brokenchairs.generation.generate import GenerateConfig
+from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
@@ -31,7 +32,8 @@ _state: dict = {}
 
 
 def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int | None = None) -> None:
-    cfg = GenerateConfig(**{**config, "anomalies": tuple(config["anomalies"])})
+    cfg = GenerateConfig(**{**config, "anomalies": tuple(config["anomalies"]),
+                            "split_ratios": tuple(config["split_ratios"])})
     library = load_library(cfg.materials)
     _state.update(cfg=cfg, library=library, by_name={m.name: m for m in library}, qc=QCConfig(),
                   pool=DonorPool([ShapeRef.from_json(r) for r in pool_refs]),
@@ -62,7 +64,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         counters.update({f"rejected:3d:{k}": v for k, v in record.rejections.items()})
     assignment = assign_materials(shape, _state["library"], rng)
     light_id = int(rng.integers(len(LIGHT_PRESETS)))
-    ks = rng.choice(20, size=cfg.views_per_variant, replace=False)
+    ks = rng.choice(20, size=unit.views, replace=False)
     views = [Viewpoint(float(k * np.pi / 10), float(rng.uniform(np.pi / 9, 2 * np.pi / 9))) for k in sorted(ks)]
     K = intrinsics(cfg.resolution, fov_deg=cfg.fov_deg)
     target = bbox_center(shape.bounds)  # the reference's centre: the variant stays in its frame
@@ -105,8 +107,11 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         sample = QuerySample(sample_id=f"{unit.unit_id}/v{j}", anomaly_type=unit.kind, part_path=record.part_path,
                              image=a["rgb"], object_mask=a_obj, mask_new=mask_new, mask_old=mask_old,
                              bbox=bbox_of(mask_new | mask_old), depth=a["depth"], record=record.to_json(), **base)
-        samples.append((sample, {"twin": twin.sample_id}))
-        samples.append((twin, {"twin": sample.sample_id}))
+        if cfg.twins:
+            samples.append((sample, {"twin": twin.sample_id}))
+            samples.append((twin, {"twin": sample.sample_id}))
+        else:
+            samples.append((sample, {}))
     return samples
 
 

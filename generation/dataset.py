@@ -41,6 +41,7 @@ def write_dataset(root: Path, data: dict) -> None:
 def claim_section(root: Path, section: str, config: dict) -> dict:
     """Record ``config`` under ``section`` or check it equals the one recorded; returns the dataset."""
     data = read_dataset(root) or {}
+    config = json.loads(json.dumps(config))  # compare as stored (tuples become lists)
     old = data.get(section, {}).get("config")
     if old is not None and old != config:
         diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))

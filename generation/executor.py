@@ -1,19 +1,30 @@
-"""Run independent tasks in a pool of warm worker processes (or in this process).
+"""Run independent tasks in a pool of warm workers: this process, a local process pool, or Ray.
 
 Workers are spawned (never forked: Blender must not be inherited half-initialised); each calls
 ``init(*initargs)`` once -- e.g. imports bpy and builds its scene -- then runs many tasks.
 Functions are named as ``"module:function"`` strings so this module never imports bpy.
+
+- ``local`` (default): a ``ProcessPoolExecutor`` of ``workers`` processes on this machine. Each
+  worker asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``), so a ``kill -9``
+  of the command leaves no orphan rendering into the folder.
+- ``ray``: the same tasks on a Ray cluster (``address`` of a running cluster, or a local
+  instance with ``workers`` CPUs); one actor per worker keeps its Blender warm.
+Results are yielded in completion order; task outputs (shards) do not depend on the executor.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import multiprocessing as mp
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
+
+EXECUTORS = ("local", "ray")
 
 
 def resolve(name: str) -> Callable:
@@ -24,7 +35,17 @@ def resolve(name: str) -> Callable:
 _BLENDER_SCRIPTS = re.compile(r"[/\\]bpy[/\\]\d+\.\d+[/\\]scripts")
 
 
-def _init(init: str, initargs: tuple) -> None:
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass  # not glibc: orphans finish their shard; tmp names are per process, so no clash
+
+
+def _init(init: str, initargs: tuple, child: bool = False) -> None:
+    if child:
+        _die_with_parent()
     # A parent that imported bpy hands its sys.path -- with Blender's script folders, which hold a
     # pure-Python 'bpy' package -- to spawned children, where it would shadow the real bpy module.
     sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
@@ -35,11 +56,17 @@ def _run(fn: str, task: Any) -> Any:
     return resolve(fn)(task)
 
 
-def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: tuple = ()) -> Iterator[Any]:
+def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: tuple = (), executor: str = "local",
+              address: str | None = None) -> Iterator[Any]:
     """Yield ``fn(task)`` results as tasks finish (in completion order)."""
     tasks = list(tasks)
     if not tasks:
         return
+    if executor == "ray":
+        yield from _run_ray(fn, tasks, workers, init, initargs, address)
+        return
+    if executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
     if workers <= 1 or len(tasks) <= 1:
         _init(init, initargs)
         run = resolve(fn)
@@ -48,7 +75,7 @@ def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: 
         return
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init,
-                             initargs=(init, initargs)) as pool:
+                             initargs=(init, initargs, True)) as pool:
         pending = {pool.submit(_run, fn, t) for t in tasks}
         try:
             while pending:
@@ -58,3 +85,30 @@ def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: 
         finally:
             for fut in pending:
                 fut.cancel()
+
+
+def _run_ray(fn: str, tasks: list, workers: int, init: str, initargs: tuple, address: str | None) -> Iterator[Any]:
+    import ray
+    from ray.util import ActorPool
+
+    started = not ray.is_initialized()
+    if started:
+        kwargs = {"address": address} if address else {"num_cpus": max(1, workers), "include_dashboard": False}
+        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+
+    @ray.remote(num_cpus=1)
+    class Worker:
+        def __init__(self):
+            _init(init, initargs)
+            self.run = resolve(fn)
+
+        def __call__(self, task):
+            return self.run(task)
+
+    try:
+        n = max(1, min(workers, len(tasks)))
+        pool = ActorPool([Worker.remote() for _ in range(n)])
+        yield from pool.map_unordered(lambda actor, t: actor.__call__.remote(t), tasks)
+    finally:
+        if started:
+            ray.shutdown()

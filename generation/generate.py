@@ -1,15 +1,16 @@
 """Plan and run query generation (``brokenchairs generate``).
 
-Plan (pure): shapes x anomaly types -> work units (one variant each, seeded from the dataset
-seed and the unit's stable id) -> shards of ``units_per_shard`` units. Execute: warm Blender
-workers render whole shards (``blender_scripts/query_worker.py``); a shard is complete or absent,
-so a re-run skips complete shards. At the end ``manifest.jsonl`` is rebuilt from the shards in
-plan order and ``dataset.json`` gets counts and rejection reasons.
+Plan (pure, ``plan.py``): shapes x anomaly types -> work units (one variant each, seeded from the
+dataset seed and the unit's stable id; views per unit from the paper's Table 1 law) -> shards of
+about ``shard_size`` queries; shapes -> train/val/test by shape. Execute: warm Blender workers
+render whole shards (``blender_scripts/query_worker.py``) on a local pool or Ray; a job-array
+member runs only its share. A shard is complete or absent, so a re-run skips complete shards and
+redoes the rest. When every shard is complete, ``manifest.jsonl`` is rebuilt from the shards in
+plan order and ``dataset.json`` gets the counts.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -23,8 +24,10 @@ from brokenchairs.generation.anomalies import ANOMALY_TYPES
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
 from brokenchairs.generation.dataset import claim_section, read_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
-from brokenchairs.generation.shards import is_complete, read_manifest_lines
+from brokenchairs.generation.plan import QueryTask, Unit, plan_tasks, plan_units, task_share
+from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
+from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios
 
 KINDS = ANOMALY_TYPES + ("normal",)
 MANIFEST = "manifest.jsonl"
@@ -33,13 +36,15 @@ MANIFEST = "manifest.jsonl"
 @dataclass(frozen=True)
 class GenerateConfig:
     anomalies: tuple[str, ...] = KINDS
-    views_per_variant: int = 4
+    views_per_variant: int = 0  # 0 = the paper's Table 1 law (plan.VIEW_LAWS)
     resolution: int = 256
     samples: int = 4
     denoise: bool = True
     fov_deg: float = DEFAULT_FOV_DEG
     seed: int = 0
-    units_per_shard: int = 4
+    shard_size: int = 64  # queries per shard (expected)
+    twins: bool = False  # also keep the normal twin of every anomalous view (same camera, materials, light)
+    split_ratios: tuple[float, float, float] = PAPER_RATIOS
     materials: str = ""  # library folder (absolute)
 
     def validate(self) -> None:
@@ -48,22 +53,14 @@ class GenerateConfig:
             raise InputError(None, f"unknown anomaly type {unknown[0]!r}; use {', '.join(KINDS)} or all")
         if self.resolution % 8:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by 8 (the encoder stride)")
-        if not 1 <= self.views_per_variant <= 20:
+        if not 0 <= self.views_per_variant <= 20:
             raise InputError(None, f"--views-per-variant must be in 1..20 (azimuth grid), got {self.views_per_variant}")
-
-
-@dataclass(frozen=True)
-class Unit:
-    unit_id: str
-    shape: ShapeRef
-    kind: str
-    seed: int
-
-
-@dataclass(frozen=True)
-class QueryTask:
-    shard: str
-    units: tuple[Unit, ...]
+        if self.shard_size < 1:
+            raise InputError(None, f"--shard-size must be at least 1, got {self.shard_size}")
+        try:
+            check_ratios(tuple(self.split_ratios))
+        except ValueError as exc:
+            raise InputError(None, str(exc)) from exc
 
 
 @dataclass
@@ -79,21 +76,13 @@ class GenerateStats:
     images_rendered: int = 0
 
 
-def unit_seed(seed: int, unit_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}/{unit_id}".encode()).digest()[:8], "little")
+def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
+    units = plan_units(refs, cfg.anomalies, cfg.seed, cfg.views_per_variant)
+    return units, plan_tasks(out, units, cfg.shard_size, cfg.twins)
 
 
-def plan_units(refs: list[ShapeRef], cfg: GenerateConfig) -> list[Unit]:
-    return [Unit(f"{r.shape_id}/{k}", r, k, unit_seed(cfg.seed, f"{r.shape_id}/{k}")) for r in refs for k in cfg.anomalies]
-
-
-def plan_tasks(out: Path, units: list[Unit], per_shard: int) -> list[QueryTask]:
-    return [QueryTask(str(Path(out) / "shards" / f"queries-{k // per_shard:05d}.h5"), tuple(units[k:k + per_shard]))
-            for k in range(0, len(units), per_shard)]
-
-
-def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int = 1, device: str = "cpu",
-             on_shard: Callable[[dict], None] | None = None) -> GenerateStats:
+def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
+    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json."""
     cfg.validate()
     if not refs:
         raise InputError(out, "no shapes to generate from")
@@ -103,17 +92,34 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
     if recorded and [r["shape_id"] for r in recorded] != [r.shape_id for r in refs]:
         raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
     data["shapes"] = [r.to_json() for r in refs]
-    units = plan_units(refs, cfg)
-    tasks = plan_tasks(out, units, cfg.units_per_shard)
+    ids = [r.shape_id for r in refs]
+    data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
+                      "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
+    units, tasks = plan(out, refs, cfg)
     data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
     write_dataset(out, data)
-    todo = [t for t in tasks if not is_complete(Path(t.shard))]
-    stats = GenerateStats(units=len(units), shards_total=len(tasks), shards_skipped=len(tasks) - len(todo))
+    return units, tasks
+
+
+def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int = 1, device: str = "cpu",
+             on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
+             executor: str = "local", address: str | None = None) -> GenerateStats:
+    """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share."""
+    out = Path(out)
+    units, tasks = record_plan(out, refs, cfg)
+    try:
+        mine = task_share(tasks, num_shards, shard_index)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from exc
+    remove_stale_tmp(out / "shards")
+    todo = [t for t in mine if not is_complete(Path(t.shard))]
+    stats = GenerateStats(units=sum(len(t.units) for t in mine), shards_total=len(mine),
+                          shards_skipped=len(mine) - len(todo))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     t0 = time.perf_counter()
     for res in run_tasks("brokenchairs.blender_scripts.query_worker:run", todo, workers,
                          "brokenchairs.blender_scripts.query_worker:init",
-                         (asdict(cfg), [r.to_json() for r in refs], device, threads)):
+                         (asdict(cfg), [r.to_json() for r in refs], device, threads), executor, address):
         stats.kept.update(res["kept"])
         stats.rejections.update(res["rejections"])
         stats.render_seconds += res["render_seconds"]

@@ -18,7 +18,8 @@ from brokenchairs.errors import InputError
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG, QUERY_RADIUS, reference_viewpoints
 from brokenchairs.generation.dataset import claim_section, write_dataset
 from brokenchairs.generation.executor import run_tasks
-from brokenchairs.generation.shards import is_complete
+from brokenchairs.generation.plan import task_share
+from brokenchairs.generation.shards import is_complete, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 
 
@@ -66,8 +67,9 @@ def plan_view_tasks(out: Path, refs: list[ShapeRef], shard_size: int) -> list[Vi
 
 
 def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, workers: int = 1, shard_size: int = 32,
-                           on_shard: Callable[[dict], None] | None = None) -> ViewRunStats:
-    """Render the views of ``refs`` into ``out``; returns timing and counts."""
+                           on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
+                           executor: str = "local", address: str | None = None) -> ViewRunStats:
+    """Render this process's share of the views of ``refs`` into ``out``; returns timing and counts."""
     cfg.validate()
     if not refs:
         raise InputError(out, "no shapes to render")
@@ -81,12 +83,17 @@ def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, wo
     tasks = plan_view_tasks(out, refs, shard_size)
     data["views"]["shards"] = {Path(t.shard).name: [r.shape_id for r in t.refs] for t in tasks}
     write_dataset(out, data)
-    todo = [t for t in tasks if not is_complete(Path(t.shard))]
-    stats = ViewRunStats(shards_total=len(tasks), shards_skipped=len(tasks) - len(todo))
+    try:
+        mine = task_share(tasks, num_shards, shard_index)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from exc
+    remove_stale_tmp(out / "shards")
+    todo = [t for t in mine if not is_complete(Path(t.shard))]
+    stats = ViewRunStats(shards_total=len(mine), shards_skipped=len(mine) - len(todo))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     t0 = time.perf_counter()
     for result in run_tasks("brokenchairs.blender_scripts.view_worker:run", todo, workers,
-                            "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads)):
+                            "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads), executor, address):
         stats.shapes += result["shapes"]
         stats.views += result["views"]
         stats.render_seconds += result["render_seconds"]

@@ -1,8 +1,10 @@
 """HDF5 shards: the contract between generation and the benchmark (DESIGN.md "Shards").
 
-A shard is written under a temporary name (``<name>.h5.tmp``) and renamed once its ``complete``
-attribute is set, so a killed run never leaves a file that looks complete; ``is_complete``
-treats unreadable, truncated or unflagged files as incomplete so a re-run redoes them.
+A shard is written under a temporary name (``<name>.h5.tmp-<pid>``) and renamed once its
+``complete`` attribute is set, so a killed run never leaves a file that looks complete, and two
+processes that happen to write the same shard never write into one file; ``is_complete`` treats
+unreadable, truncated or unflagged files as incomplete so a re-run redoes them, and
+``remove_stale_tmp`` deletes the temporary files of processes that no longer exist.
 
 View shards hold one group per reference shape (name = shape id) with ``gray`` (V,H,W) uint8,
 ``depth`` (V,H,W) float32 (0 = background), ``K`` (V,3,3), ``world_to_cam`` (V,4,4),
@@ -34,7 +36,7 @@ def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
     """Open ``path.tmp`` for writing; on success flag it complete and rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
@@ -46,6 +48,27 @@ def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_tmp(folder: Path) -> int:
+    """Delete ``*.tmp-<pid>`` files in ``folder`` whose writer process is gone; returns the count."""
+    n = 0
+    for tmp in Path(folder).glob("*.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_complete(path: Path) -> bool:

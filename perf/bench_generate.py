@@ -35,7 +35,7 @@ def main() -> None:
     mats = out / "materials"
     list(synth_library(40, args.seed, mats, 512))
     cfg = GenerateConfig(anomalies=KINDS, views_per_variant=args.views, resolution=args.resolution,
-                         samples=args.samples, seed=args.seed, units_per_shard=1, materials=str(mats.resolve()))
+                         samples=args.samples, seed=args.seed, shard_size=1, materials=str(mats.resolve()))
     cores = min(os.cpu_count() or 1, args.workers * max(1, (os.cpu_count() or 1) // args.workers))
     t0 = time.perf_counter()
     stats = generate(out, procedural_refs(args.shapes, args.seed), cfg, workers=args.workers)

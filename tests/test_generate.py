@@ -19,7 +19,8 @@ from brokenchairs.generation.queries import ANOMALY_CODES, bbox_of
 from brokenchairs.generation.sources import load_ref, procedural_refs
 
 pytestmark = pytest.mark.blender
-ARGS = ["--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "3", "--seed", "5"]
+ARGS = ["--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "3", "--seed", "5", "--twins",
+        "--shard-size", "12"]
 
 
 def _generate(out, *extra):

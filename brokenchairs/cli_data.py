@@ -1,0 +1,296 @@
+"""Dataset commands: plan, generate, render-views, preview (added to the group in cli.py).
+
+One config describes a dataset: flags, or ``--config FILE`` (JSON with the same names, e.g.
+``{"num_shapes": 100, "anomalies": ["broken", "normal"], "resolution": 128}``); a flag given on
+the command line wins over the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import click
+from click.core import ParameterSource
+
+from brokenchairs.errors import InputError
+
+ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
+
+
+def _execution_options(f):
+    for opt in reversed([
+        click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: cores]."),
+        click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local process pool, or a Ray cluster."),
+        click.option("--address", default=None, help="Ray cluster address [default: start a local Ray instance]."),
+        click.option("--num-shards", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Job arrays: split the shards among this many independent jobs..."),
+        click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="...and run only this one's share (e.g. $SLURM_ARRAY_TASK_ID)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _dataset_options(f):
+    for opt in reversed([
+        click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+                     help="JSON file of these options; flags override it."),
+        click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes."),
+        click.option("--num-shapes", type=click.IntRange(min=1), default=None, help="Procedural chairs [default: 8]."),
+        click.option("--anomaly", "anomalies", type=click.Choice(ANOMALY_CHOICES), multiple=True, default=("all",),
+                     show_default=True, help="Repeat for several; 'normal' renders normal shapes only."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder."),
+        click.option("--views-per-variant", type=click.IntRange(min=1, max=20), default=None,
+                     help="Fixed views per variant [default: the paper's Table 1 law: anomaly 1-8, median 4; "
+                          "normal 1-12, median 8]."),
+        click.option("--resolution", type=int, default=256, show_default=True),
+        click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True, help="Cycles samples per pixel."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Queries per shard (expected)."),
+        click.option("--twins", is_flag=True, help="Also keep each anomalous view's normal twin (same camera)."),
+        click.option("--split-ratios", default="0.78,0.07,0.15", show_default=True,
+                     help="train,val,test shares of the shapes (paper: 138K/13K/26K images)."),
+        click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
+                     help="SVBRDF library [default: a procedural one written to OUT/materials]."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _merge_config(ctx: click.Context, opts: dict) -> dict:
+    """Values from --config for every option not given on the command line."""
+    path = opts.pop("config_file")
+    if path is None:
+        return opts
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not a readable JSON config ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(path, "a dataset config is a JSON object")
+    aliases = {"shapes": "shapes_dir", "materials": "materials_dir", "anomaly": "anomalies"}
+    for key, value in data.items():
+        name = aliases.get(key, key).replace("-", "_")
+        if name not in opts:
+            raise InputError(path, f"unknown option {key!r}; known: {', '.join(sorted(opts))}")
+        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            if name == "anomalies":
+                value = (value,) if isinstance(value, str) else tuple(value)
+            if name == "split_ratios" and not isinstance(value, str):
+                value = ",".join(str(v) for v in value)
+            opts[name] = Path(value) if name in ("shapes_dir", "materials_dir", "out") else value
+    return opts
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        vals = tuple(float(x) for x in str(text).split(","))
+    except ValueError as exc:
+        raise InputError(None, f"--split-ratios expects three numbers like 0.78,0.07,0.15, got {text!r}") from exc
+    if len(vals) != 3:
+        raise InputError(None, f"--split-ratios expects three numbers, got {text!r}")
+    return vals  # type: ignore[return-value]
+
+
+def _setup(ctx, opts: dict, write_materials: bool):
+    """(out, refs, GenerateConfig) from options; the default material library is made once, atomically."""
+    from brokenchairs.generation.generate import KINDS, GenerateConfig
+    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.sources import partnet_refs, procedural_refs
+
+    opts = _merge_config(ctx, dict(opts))
+    if opts["shapes_dir"] is not None and opts["num_shapes"] is not None:
+        raise click.UsageError("give --shapes or --num-shapes, not both")
+    kinds = KINDS if "all" in opts["anomalies"] else tuple(dict.fromkeys(opts["anomalies"]))
+    out = Path(opts["out"])
+    cfg = GenerateConfig(anomalies=kinds, views_per_variant=opts["views_per_variant"] or 0,
+                         resolution=opts["resolution"], samples=opts["samples"], seed=opts["seed"],
+                         shard_size=opts["shard_size"], twins=bool(opts["twins"]),
+                         split_ratios=_ratios(opts["split_ratios"]))
+    cfg.validate()
+    refs = (partnet_refs(opts["shapes_dir"]) if opts["shapes_dir"] is not None
+            else procedural_refs(opts["num_shapes"] or 8, opts["seed"]))
+    materials_dir = opts["materials_dir"]
+    if materials_dir is None:
+        materials_dir = out / "materials"
+        if write_materials and not materials_dir.is_dir():
+            tmp = out / f".materials.tmp-{os.getpid()}"
+            list(synth_library(40, opts["seed"], tmp, max(128, min(512, 2 * cfg.resolution))))
+            try:
+                os.replace(tmp, materials_dir)
+            except OSError:  # another job of the array made it first: same seed, same library
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+    if write_materials:
+        load_library(materials_dir)  # validate before any rendering
+    cfg = GenerateConfig(**{**cfg.__dict__, "materials": str(Path(materials_dir).resolve())})
+    return out, refs, cfg
+
+
+@click.command("plan")
+@_dataset_options
+@click.option("--dry-run", is_flag=True, help="Only print; write nothing (the default for plan).")
+@click.option("--write", is_flag=True, help="Record the plan in OUT/dataset.json for later generate/array jobs.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Cores to estimate for [default: cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def plan_cmd(ctx, dry_run, write, workers, as_json, **opts):
+    """Print what generate would make (splits, units, views, shards) and how long it would take.
+
+    \b
+    Example: brokenchairs plan --num-shapes 8000 --out data/ --dry-run
+             brokenchairs plan --config dataset.json --out data/ --write   # then array jobs run generate
+    """
+    _print_plan(ctx, opts, workers, write and not dry_run, as_json)
+
+
+def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool) -> None:
+    from brokenchairs.generation.generate import plan, record_plan
+    from brokenchairs.generation.plan import summarize
+
+    out, refs, cfg = _setup(ctx, opts, write_materials=False)
+    if write:
+        units, tasks = record_plan(out, refs, cfg)
+    else:
+        units, tasks = plan(out, refs, cfg)
+    summary = summarize(refs, units, tasks, cfg.resolution, cfg.samples, cfg.twins, views_per_shape=20,
+                        split_ratios=cfg.split_ratios, split_seed=cfg.seed)
+    if as_json:
+        click.echo(json.dumps(summary.__dict__ | {"units": dict(summary.units)}, indent=1))
+        return
+    for line in summary.lines(workers or os.cpu_count() or 1):
+        click.echo(line)
+    click.echo("(estimate includes 20 reference views per shape)" + ("" if write else "; nothing written"))
+
+
+@click.command("generate")
+@_dataset_options
+@_execution_options
+@click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print the plan and an estimate instead of rendering.")
+@click.pass_context
+def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, device, dry_run, **opts):
+    """Photo-real anomalous and normal queries with masks, boxes and cameras, into HDF5 shards.
+
+    \b
+    Example: brokenchairs generate --num-shapes 8 --anomaly broken --out data/
+             brokenchairs generate --shapes data_v0/ --anomaly all --out data/ --workers 8
+             brokenchairs generate --config ds.json --out data/ --num-shards 100 --shard-index $SLURM_ARRAY_TASK_ID
+             brokenchairs generate --config ds.json --out data/ --executor ray --address auto
+    Re-running the same command skips complete shards (safe after a crash or kill -9).
+    """
+    from tqdm import tqdm
+
+    from brokenchairs.generation.generate import generate
+
+    if dry_run:
+        _print_plan(ctx, opts, workers, write=False, as_json=False)
+        return
+    out, refs, cfg = _setup(ctx, opts, write_materials=True)
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(desc="generate", unit="unit", disable=None)
+    kept, rejected, images, t0 = [0], [0], [0], time.perf_counter()
+
+    def progress(res):
+        kept[0] += sum(res["kept"].values())
+        rejected[0] += sum(v for k, v in res["rejections"].items() if not k.startswith("rejected:3d:"))
+        images[0] += res["images_rendered"]
+        bar.update(res["units"])
+        bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(time.perf_counter() - t0, 1e-9):.2f}")
+
+    stats = generate(out, refs, cfg, workers=workers, device=device, on_shard=progress, num_shards=num_shards,
+                     shard_index=shard_index, executor=executor, address=address)
+    bar.close()
+    share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
+    click.echo(f"{sum(stats.kept.values())} queries kept {dict(sorted(stats.kept.items()))} from {stats.images_rendered} "
+               f"renders in {stats.seconds:.1f} s ({stats.shards_skipped}/{stats.shards_total} shards already complete){share}")
+    rej = {k.removeprefix("rejected:"): v for k, v in sorted(stats.rejections.items())}
+    if rej:
+        click.echo(f"rejections: {rej}")
+
+
+@click.command("render-views")
+@click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
+@click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")
+@click.option("--mesh", type=click.Path(path_type=Path), help="One custom reference mesh (.obj/.glb/.ply/.stl/.off).")
+@click.option("--up", type=click.Choice(["z", "y"]), default="z", show_default=True, help="Up axis of --mesh.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
+@click.option("--views", type=int, default=20, show_default=True, help="Views per shape (azimuths).")
+@click.option("--elevation", type=float, default=30.0, show_default=True, help="View elevation in degrees.")
+@click.option("--resolution", type=click.IntRange(min=8), default=256, show_default=True)
+@click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Encoder patch stride.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=32, show_default=True, help="Shapes per shard.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
+@_execution_options
+def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
+                     workers, executor, address, num_shards, shard_index):
+    """Grayscale reference views with depth, poses and patch xyz, into view shards.
+
+    \b
+    Shapes: those recorded in OUT's dataset.json, else --shapes, --mesh, or procedural chairs.
+    Example: brokenchairs render-views --num-shapes 8 --out data/ --views 20 --resolution 256
+             brokenchairs render-views --mesh product.obj --up y --out product_views/
+    """
+    from tqdm import tqdm
+
+    from brokenchairs.generation.dataset import read_dataset
+    from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
+    from brokenchairs.generation.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
+
+    if sum(x is not None for x in (shapes_dir, num_shapes, mesh)) > 1:
+        raise click.UsageError("give at most one of --shapes, --num-shapes, --mesh")
+    cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
+    cfg.validate()
+    recorded = (read_dataset(out) or {}).get("shapes")
+    if mesh is not None:
+        refs = [mesh_ref(mesh, up)]
+        load_ref(refs[0])  # fail on a bad mesh before anything is written
+    elif shapes_dir is not None:
+        refs = partnet_refs(shapes_dir)
+    elif num_shapes is not None:
+        refs = procedural_refs(num_shapes, seed)
+    elif recorded:
+        refs = [ShapeRef.from_json(r) for r in recorded]
+    else:
+        refs = procedural_refs(8, seed)
+    workers = workers or os.cpu_count() or 1
+    bar = tqdm(total=len(refs), desc="render-views", unit="shape", disable=None)
+
+    def progress(result):
+        bar.update(result["shapes"])
+        bar.set_postfix(views_per_s=f"{result['views'] / max(result['seconds'], 1e-9):.1f}", shard=result["shard"])
+
+    stats = render_reference_views(out, refs, cfg, workers=workers, shard_size=shard_size, on_shard=progress,
+                                   num_shards=num_shards, shard_index=shard_index, executor=executor, address=address)
+    bar.close()
+    done = stats.shards_total - stats.shards_skipped
+    click.echo(f"{stats.shapes} shapes, {stats.views} views in {done} shards ({stats.shards_skipped} already complete) "
+               f"in {stats.seconds:.1f} s: {stats.views / max(stats.seconds, 1e-9):.1f} views/s -> {out}")
+
+
+@click.command("preview")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
+@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing", "normal"]),
+              default=None, help="Only this type [default: a round-robin over types].")
+@click.option("--n", type=click.IntRange(min=1), default=24, show_default=True)
+@click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--scale", type=click.IntRange(min=1, max=8), default=1, show_default=True, help="Upscale factor.")
+def preview_cmd(dataset, out, kind, n, columns, scale):
+    """Contact sheet of queries: mask_new red, mask_old green, box blue, reference view beside.
+
+    \b
+    Example: brokenchairs preview data/ --out sheet.png --type broken --n 12
+    """
+    from brokenchairs.generation.dataset_preview import dataset_sheet
+
+    click.echo(f"wrote {out} ({dataset_sheet(dataset, out, kind, n, columns, scale)} queries)")
+
+
+COMMANDS = (plan_cmd, generate_cmd, render_views_cmd, preview_cmd)

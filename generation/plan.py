@@ -1,0 +1,130 @@
+"""Planning (pure, deterministic): config + shapes -> splits, work units, shards, estimates.
+
+- Splits are by shape (``splits.py``): every query of a shape lands in its shape's split.
+- A work unit is one variant: (shape, anomaly type) or the shape's normal unit. Its seed comes
+  from the dataset seed and its stable id, so the same config gives the same unit anywhere.
+- Views per unit follow the paper's Table 1 unless a fixed count is asked for: anomaly variants
+  draw from 1..8 with median 4, normal shapes from 1..12 with median 8 (a rounded normal law,
+  clipped). These are the views *rendered*; QC and visibility may keep fewer.
+- Units are packed in plan order into shards of about ``shard_size`` queries (expected count:
+  views per unit, twice that for anomalies when normal twins are kept), one unit per shard at least.
+- ``task_share`` gives job-array member i of K its shards (every K-th), no coordinator needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from brokenchairs.generation.sources import ShapeRef
+from brokenchairs.generation.splits import assign_splits
+
+# Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8.
+VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean, sd, min, max)
+# CPU-seconds per 256x256 render at 4 spp on this machine kind (README "generate"); scaled by pixels x samples.
+CPU_SECONDS_PER_RENDER_256_4SPP = 1.28
+VIEW_SHAPE_CPU_SECONDS_256 = 2.2
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    shape: ShapeRef
+    kind: str
+    seed: int
+    views: int  # views to render for this unit
+
+
+@dataclass(frozen=True)
+class QueryTask:
+    shard: str
+    units: tuple[Unit, ...]
+
+
+def unit_seed(seed: int, unit_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{unit_id}".encode()).digest()[:8], "little")
+
+
+def draw_views(kind: str, seed: int) -> int:
+    mean, sd, lo, hi = VIEW_LAWS["normal" if kind == "normal" else "anomaly"]
+    rng = np.random.default_rng([seed, 17])  # its own stream: the unit's rendering stream is untouched
+    return int(np.clip(np.rint(rng.normal(mean, sd)), lo, hi))
+
+
+def plan_units(refs: list[ShapeRef], kinds: tuple[str, ...], seed: int, views_per_variant: int = 0) -> list[Unit]:
+    units = []
+    for r in refs:
+        for k in kinds:
+            uid = f"{r.shape_id}/{k}"
+            s = unit_seed(seed, uid)
+            units.append(Unit(uid, r, k, s, views_per_variant or draw_views(k, s)))
+    return units
+
+
+def expected_queries(unit: Unit, twins: bool) -> int:
+    return unit.views * (2 if twins and unit.kind != "normal" else 1)
+
+
+def plan_tasks(out: Path, units: list[Unit], shard_size: int, twins: bool = False) -> list[QueryTask]:
+    tasks, current, size = [], [], 0
+    for u in units:
+        current.append(u)
+        size += expected_queries(u, twins)
+        if size >= shard_size:
+            tasks.append(current)
+            current, size = [], 0
+    if current:
+        tasks.append(current)
+    return [QueryTask(str(Path(out) / "shards" / f"queries-{k:05d}.h5"), tuple(t)) for k, t in enumerate(tasks)]
+
+
+def task_share(tasks: list, num_shards: int = 1, shard_index: int = 0) -> list:
+    """Job-array member ``shard_index`` of ``num_shards``: every num_shards-th task."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"--shard-index must be in 0..{num_shards - 1}, got {shard_index}")
+    return tasks[shard_index::num_shards]
+
+
+def render_seconds(resolution: int, samples: int) -> float:
+    return CPU_SECONDS_PER_RENDER_256_4SPP * (resolution / 256) ** 2 * (0.3 + 0.7 * samples / 4)
+
+
+@dataclass
+class PlanSummary:
+    shapes: int
+    splits: dict[str, int]
+    units: Counter
+    views: dict[str, list[int]]
+    expected_queries: int
+    renders: int
+    shards: int
+    cpu_seconds: float
+
+    def lines(self, workers: int) -> list[str]:
+        out = [f"shapes: {self.shapes} (train {self.splits['train']}, val {self.splits['val']}, test {self.splits['test']})"]
+        for kind, views in self.views.items():
+            out.append(f"  {kind:9s} units {self.units[kind]:6d}  views/unit [min {min(views)}, max {max(views)}, "
+                       f"median {statistics.median(views):g}]  renders {sum(views) * (1 if kind == 'normal' else 2)}")
+        hours = self.cpu_seconds / 3600
+        out.append(f"expected queries <= {self.expected_queries} in {self.shards} shards; {self.renders} renders")
+        out.append(f"estimate: {hours:.2f} CPU-hours = {self.cpu_seconds / max(workers, 1) / 60:.1f} min wall "
+                   f"on {workers} cores (CPU; measured rates, before QC rejections)")
+        return out
+
+
+def summarize(refs: list[ShapeRef], units: list[Unit], tasks: list[QueryTask], resolution: int, samples: int,
+              twins: bool, views_per_shape: int = 0, split_ratios=None, split_seed: int = 0) -> PlanSummary:
+    parts = assign_splits([r.shape_id for r in refs], *( (split_ratios,) if split_ratios else ()), seed=split_seed)
+    views: dict[str, list[int]] = {}
+    for u in units:
+        views.setdefault(u.kind, []).append(u.views)
+    renders = sum(u.views * (1 if u.kind == "normal" else 2) for u in units)
+    cpu = renders * render_seconds(resolution, samples)
+    cpu += len(refs) * (VIEW_SHAPE_CPU_SECONDS_256 * (resolution / 256) ** 2 * views_per_shape / 20 if views_per_shape else 0)
+    return PlanSummary(len(refs), {k: len(v) for k, v in parts.items()}, Counter(u.kind for u in units), views,
+                       sum(expected_queries(u, twins) for u in units), renders, len(tasks), cpu)

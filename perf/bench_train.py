@@ -1,0 +1,113 @@
+"""Loader and training throughput on a real dataset folder (256x256 queries, 20 reference views).
+
+Usage: python perf/bench_train.py [--data DIR] [--device cpu|cuda] [--repeats 3] [--steps 6]
+Without --data it generates 3 procedural chairs at 256x256 (+ 20 views) under out/bench-train.
+
+Prints, as medians of --repeats runs:
+- loader samples/s for one DataLoader worker process (N = 10 training views, augmentation on,
+  depth for VLFA, shape-grouped sampler) with the view cache and without it, plus the hit rate;
+- training samples/s (forward + backward + Adam step, batch 8, N = 10, paper preset) for `cmt`
+  and `resnet18-fpn`, data loading included, and the peak resident memory of that run.
+Each training measurement runs in its own process so its peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def ensure_data(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    out = Path("out/bench-train")
+    if not (out / "dataset.json").is_file() or not list((out / "shards").glob("views-*.h5")):
+        exe = [sys.executable, "-m", "brokenchairs"]
+        subprocess.run(exe + ["generate", "--num-shapes", "3", "--resolution", "256", "--out", str(out)], check=True)
+        subprocess.run(exe + ["render-views", "--out", str(out), "--resolution", "256"], check=True)
+    return out
+
+
+def loader_rate(data: Path, cached: bool, samples: int) -> dict:
+    from torch.utils.data import DataLoader
+
+    from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset
+
+    index = DatasetIndex.open(data, "all")
+    ds = ShardDataset(index, views=10, train=True, augment=True, with_depth=True, cache_shapes=32 if cached else 0)
+    sampler = EpochSampler(index, seed=0, group_shapes=8)
+    loader = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=0)
+    n, t0 = 0, time.perf_counter()
+    while n < samples:
+        for batch in loader:
+            n += len(batch["label"])
+            if n >= samples:
+                break
+    dt = time.perf_counter() - t0
+    return {"samples_per_s": n / dt, "hit_rate": ds.cache_hits / max(1, ds.cache_hits + ds.cache_misses)}
+
+
+def train_once(data: str, model: str, device: str, steps: int) -> dict:
+    import torch
+
+    from brokenchairs.benchmark.config import resolve_config
+    from brokenchairs.benchmark.train import train
+
+    torch.set_num_threads(torch.get_num_threads())
+    cfg = resolve_config(model, "paper", overrides={"split": "all", "val_split": "", "workers": 1,
+                                                    "max_steps_per_epoch": steps, "epochs": 1, "log_every": 1})
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as run:
+        t0 = time.perf_counter()
+        res = train(cfg, Path(data), Path(run) / "r", device=device, progress=False)
+        dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB on Linux
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    # the first step pays for start-up (workers, first reads): report steady-state steps
+    return {"samples_per_s": res.samples / dt, "steps": res.steps, "peak_mib": peak}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--loader-samples", type=int, default=160)
+    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._child:
+        print(json.dumps(train_once(args._child[0], args._child[1], args.device, int(args._child[2]))))
+        return
+    data = ensure_data(args.data)
+    from brokenchairs.benchmark.data import DatasetIndex
+
+    index = DatasetIndex.open(data, "all")
+    print(f"data: {data} ({len(index)} queries, {len(index.shapes())} shapes, {index.resolution}px, "
+          f"{index.num_views} views/shape)")
+    for cached in (True, False):
+        runs = [loader_rate(data, cached, args.loader_samples) for _ in range(args.repeats)]
+        name = "view cache of 32 shapes" if cached else "no view cache (every sample reads its views)"
+        print(f"loader, 1 process, N=10, {name}: {statistics.median(r['samples_per_s'] for r in runs):.1f} samples/s "
+              f"(view-cache hit rate {statistics.median(r['hit_rate'] for r in runs):.0%})")
+    for model in ("resnet18-fpn", "cmt"):
+        runs = []
+        for _ in range(args.repeats):
+            out = subprocess.run([sys.executable, __file__, "--device", args.device, "--_child", str(data), model,
+                                  str(args.steps)], capture_output=True, text=True, check=True)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"train {model:13s} on {args.device}, batch 8, N=10, {args.steps} steps incl. loading: "
+              f"{statistics.median(r['samples_per_s'] for r in runs):.2f} samples/s, "
+              f"peak memory {max(r['peak_mib'] for r in runs):.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
