@@ -217,9 +217,9 @@ def materials_synth(count, seed, size, out):
 
 
 def _add_commands() -> None:
-    from brokenchairs import cli_bench, cli_data
+    from brokenchairs import cli_bench, cli_data, cli_inspect
 
-    for cmd in cli_data.COMMANDS + cli_bench.COMMANDS:
+    for cmd in cli_data.COMMANDS + cli_inspect.COMMANDS + cli_bench.COMMANDS:
         main.add_command(cmd)
 
 

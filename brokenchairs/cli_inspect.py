@@ -1,0 +1,97 @@
+"""Commands that inspect, check, join and convert datasets: stats, validate, merge, import/export-official."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("stats")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def stats_cmd(dataset, as_json):
+    """The paper's Table 1 for DATASET, its split sizes and anomalies per part label.
+
+    \b
+    Example: brokenchairs stats data/
+    """
+    from brokenchairs.generation.stats import dataset_stats, format_stats
+
+    s = dataset_stats(dataset)
+    click.echo(json.dumps(s, indent=1) if as_json else format_stats(s))
+
+
+@click.command("validate")
+@click.argument("dataset", type=click.Path(path_type=Path))
+def validate_cmd(dataset):
+    """Check every shard against the schema and the manifest; exit 1 if anything is wrong.
+
+    \b
+    Example: brokenchairs validate data/
+    """
+    from brokenchairs.generation.validate import validate_dataset
+
+    problems = validate_dataset(dataset)
+    for path, problem in problems:
+        click.echo(f"{path}: {problem}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} problems in {dataset}", err=True)
+        raise SystemExit(1)
+    click.echo(f"{dataset}: valid")
+
+
+@click.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def merge_cmd(sources, out):
+    """Join the folders of job-array members (same plan) into OUT; rebuild its manifest.
+
+    \b
+    Example: brokenchairs merge part-*/ --out data/
+    """
+    from brokenchairs.generation.merge import merge
+
+    r = merge(list(sources), out)
+    click.echo(f"{r['placed']} shards placed, {r['present']} already there, {r['missing']} missing -> {out}"
+               + (f" (e.g. {', '.join(r['missing_names'])})" if r["missing"] else ""))
+    if r["missing"]:
+        raise SystemExit(1)
+
+
+@click.command("export-official")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+def export_official_cmd(dataset, folder):
+    """Write DATASET in the layout of the released BrokenChairs-180K (images/, annotations/, shapes/, split.json).
+
+    \b
+    Example: brokenchairs export-official data/ brokenchairs_release/
+    """
+    from brokenchairs.generation.official import export_official
+
+    n = export_official(dataset, folder)
+    click.echo(f"exported {n['images']} images and {n['shapes']} reference shapes -> {folder}")
+
+
+@click.command("import-official")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resolution", type=int, default=None, help="Resize to this [default: the first image's size].")
+@click.option("--shard-size", type=click.IntRange(min=1), default=256, show_default=True)
+def import_official_cmd(folder, dataset, resolution, shard_size):
+    """Convert a BrokenChairs-180K folder (the authors' release) into our shards.
+
+    \b
+    Example: brokenchairs import-official BrokenChairs-180K/ data/
+    """
+    from brokenchairs.generation.official import import_official
+
+    n = import_official(folder, dataset, resolution, shard_size)
+    click.echo(f"imported {n['images']} images ({n['skipped']} skipped) and {n['shapes']} reference shapes -> {dataset}")
+    for line in n["notes"][:10]:
+        click.echo(f"note: {line}")
+
+
+COMMANDS = (stats_cmd, validate_cmd, merge_cmd, export_official_cmd, import_official_cmd)

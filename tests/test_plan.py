@@ -1,0 +1,73 @@
+"""Planning is pure: Table 1 view laws, shard packing, job-array shares, dry runs that write nothing."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+from click.testing import CliRunner
+
+from brokenchairs.cli import main
+from brokenchairs.generation.generate import KINDS
+from brokenchairs.generation.plan import expected_queries, plan_tasks, plan_units, task_share
+from brokenchairs.generation.sources import procedural_refs
+
+
+def test_views_per_unit_follow_the_papers_table1_law():
+    units = plan_units(procedural_refs(2000, 0), KINDS, seed=0)
+    anomaly = [u.views for u in units if u.kind != "normal"]
+    normal = [u.views for u in units if u.kind == "normal"]
+    assert (min(anomaly), max(anomaly), statistics.median(anomaly)) == (1, 8, 4)
+    assert (min(normal), max(normal), statistics.median(normal)) == (1, 12, 8)
+    assert units == plan_units(procedural_refs(2000, 0), KINDS, seed=0)  # deterministic
+    other = plan_units(procedural_refs(2000, 0), KINDS, seed=1)
+    assert [u.views for u in other] != [u.views for u in units] and all(u.views == 3 for u in
+                                                                         plan_units(procedural_refs(5, 0), KINDS, 0, 3))
+    # a unit's plan does not depend on which other shapes are in the dataset
+    assert plan_units(procedural_refs(2000, 0)[10:11], KINDS, seed=0) == units[10 * len(KINDS):11 * len(KINDS)]
+
+
+@pytest.mark.parametrize("twins", [False, True])
+def test_shards_pack_units_in_order_to_about_shard_size(tmp_path, twins):
+    units = plan_units(procedural_refs(40, 3), KINDS, seed=3)
+    tasks = plan_tasks(tmp_path, units, shard_size=16, twins=twins)
+    assert [u for t in tasks for u in t.units] == units
+    sizes = [sum(expected_queries(u, twins) for u in t.units) for t in tasks]
+    assert all(s >= 16 for s in sizes[:-1]) and max(sizes) < 16 + (17 if twins else 13)
+    assert len({t.shard for t in tasks}) == len(tasks)
+
+
+def test_job_array_shares_partition_the_shards():
+    tasks = list(range(23))
+    shares = [task_share(tasks, 4, i) for i in range(4)]
+    assert sorted(t for s in shares for t in s) == tasks
+    with pytest.raises(ValueError):
+        task_share(tasks, 4, 4)
+
+
+def test_plan_dry_run_prints_an_estimate_and_writes_nothing(tmp_path):
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(main, ["plan", "--num-shapes", "50", "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "estimate:" in res.output and "CPU-hours" in res.output and "train" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(main, ["generate", "--num-shapes", "5", "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0 and "estimate:" in res.output and not out.exists()
+
+
+def test_config_file_describes_a_dataset_and_flags_override_it(tmp_path):
+    cfg = tmp_path / "ds.json"
+    cfg.write_text(json.dumps({"num_shapes": 30, "anomalies": ["broken", "normal"], "views_per_variant": 2,
+                               "resolution": 128, "split_ratios": [0.5, 0.25, 0.25]}))
+    res = CliRunner().invoke(main, ["plan", "--config", str(cfg), "--out", str(tmp_path / "x"), "--json",
+                                    "--views-per-variant", "5"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.output)
+    assert s["shapes"] == 30 and set(s["units"]) == {"broken", "normal"}
+    assert set(s["views"]["broken"]) == {5}  # the flag won over the file
+    assert s["splits"]["train"] < 30 and sum(s["splits"].values()) == 30
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"num_shape": 3}))
+    res = CliRunner().invoke(main, ["plan", "--config", str(bad), "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "bad.json" in res.output and "num_shape" in res.output
