@@ -129,7 +129,10 @@ def _setup(ctx, opts: dict, write_materials: bool):
                 shutil.rmtree(tmp, ignore_errors=True)
     if write_materials:
         load_library(materials_dir)  # validate before any rendering
-    cfg = GenerateConfig(**{**cfg.__dict__, "materials": str(Path(materials_dir).resolve())})
+    # the default library lives in the dataset folder and is recorded relative to it, so the
+    # members of a job array (each with its own folder) record one and the same config
+    default = opts["materials_dir"] is None
+    cfg = GenerateConfig(**{**cfg.__dict__, "materials": "materials" if default else str(Path(materials_dir).resolve())})
     return out, refs, cfg
 
 

@@ -16,7 +16,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from brokenchairs.errors import InputError
@@ -45,7 +45,7 @@ class GenerateConfig:
     shard_size: int = 64  # queries per shard (expected)
     twins: bool = False  # also keep the normal twin of every anomalous view (same camera, materials, light)
     split_ratios: tuple[float, float, float] = PAPER_RATIOS
-    materials: str = ""  # library folder (absolute)
+    materials: str = ""  # library folder: absolute, or relative to the dataset folder (the default "materials")
 
     def validate(self) -> None:
         unknown = [a for a in self.anomalies if a not in KINDS]
@@ -116,10 +116,11 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
     stats = GenerateStats(units=sum(len(t.units) for t in mine), shards_total=len(mine),
                           shards_skipped=len(mine) - len(todo))
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    run_cfg = replace(cfg, materials=str((out / cfg.materials).resolve()))  # relative = inside the dataset folder
     t0 = time.perf_counter()
     for res in run_tasks("brokenchairs.blender_scripts.query_worker:run", todo, workers,
                          "brokenchairs.blender_scripts.query_worker:init",
-                         (asdict(cfg), [r.to_json() for r in refs], device, threads), executor, address):
+                         (asdict(run_cfg), [r.to_json() for r in refs], device, threads), executor, address):
         stats.kept.update(res["kept"])
         stats.rejections.update(res["rejections"])
         stats.render_seconds += res["render_seconds"]

@@ -62,6 +62,12 @@ def remove_stale_tmp(folder: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():  # a killed worker whose parent died too may linger as an unreaped zombie
+        try:
+            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,182 @@
+"""Execution at any scale gives one dataset: 2 workers, job arrays (merged or in one shared
+folder), Ray with 2 workers, and runs killed with SIGKILL at several points then re-run all give
+the same sample ids and the same pixels. Plus validate and stats on the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from brokenchairs.cli import main
+
+pytestmark = pytest.mark.blender
+ARGS = ["--num-shapes", "2", "--resolution", "32", "--samples", "1", "--views-per-variant", "2", "--seed", "9",
+        "--shard-size", "4"]
+
+
+def _cli(*args, code=0):
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == code, res.output + repr(res.exception)
+    return res
+
+
+def fingerprint(root: Path) -> dict:
+    """sample id -> digest of every array of the sample (pixels, masks, depth, cameras, box)."""
+    out = {}
+    meta = json.loads((root / "dataset.json").read_text())
+    for name in meta["queries"]["shards"]:
+        with h5py.File(root / "shards" / name) as f:
+            for i, sid in enumerate(f["sample_id"][()]):
+                h = hashlib.sha256()
+                for key in ("image", "mask_new", "mask_old", "object_mask", "depth", "K", "world_to_cam", "bbox"):
+                    h.update(f[key][i].tobytes())
+                out[sid.decode()] = h.hexdigest()
+    return out
+
+
+def manifest_ids(root: Path) -> list[str]:
+    return [json.loads(x)["sample_id"] for x in (root / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("orch")
+    _cli("generate", "--out", root / "ref", *ARGS, "--workers", "2")
+    return root, fingerprint(root / "ref"), manifest_ids(root / "ref")
+
+
+def test_one_worker_gives_the_same_dataset_as_two(reference, tmp_path):
+    _, prints, ids = reference
+    _cli("generate", "--out", tmp_path / "one", *ARGS, "--workers", "1")
+    assert fingerprint(tmp_path / "one") == prints and manifest_ids(tmp_path / "one") == ids
+    assert len(ids) > 8 and len(json.loads((tmp_path / "one" / "dataset.json").read_text())["queries"]["shards"]) > 2
+
+
+def test_job_array_members_merged_or_sharing_a_folder_equal_one_run(reference, tmp_path):
+    _, prints, ids = reference
+    for i in range(2):
+        _cli("generate", "--out", tmp_path / f"part{i}", *ARGS, "--workers", "1", "--num-shards", 2, "--shard-index", i)
+        _cli("render-views", "--out", tmp_path / f"part{i}", "--resolution", 32, "--views", 4, "--shard-size", 1,
+             "--workers", 1, "--num-shards", 2, "--shard-index", i)
+        assert not (tmp_path / f"part{i}" / "manifest.jsonl").exists()  # half a dataset has no manifest
+    out = _cli("merge", tmp_path / "part0", tmp_path / "part1", "--out", tmp_path / "merged").output
+    assert "0 missing" in out
+    assert fingerprint(tmp_path / "merged") == prints and manifest_ids(tmp_path / "merged") == ids
+    _cli("validate", tmp_path / "merged")
+    # all members pointed at one folder: the last to finish writes the manifest
+    for i in (1, 0):
+        _cli("generate", "--out", tmp_path / "shared", *ARGS, "--workers", "1", "--num-shards", 2, "--shard-index", i)
+    assert fingerprint(tmp_path / "shared") == prints and manifest_ids(tmp_path / "shared") == ids
+    # a merge of one half only says what is missing and fails
+    res = _cli("merge", tmp_path / "part0", "--out", tmp_path / "half", code=1)
+    assert "missing" in res.output
+
+
+def test_ray_executor_with_two_workers_gives_the_same_dataset(reference, tmp_path):
+    pytest.importorskip("ray")
+    _, prints, ids = reference
+    _cli("generate", "--out", tmp_path / "ray", *ARGS, "--workers", "2", "--executor", "ray")
+    assert fingerprint(tmp_path / "ray") == prints and manifest_ids(tmp_path / "ray") == ids
+
+
+# heavier renders for the kill test, so that every kill point lands while the run is still going
+KILL_ARGS = ["--num-shapes", "2", "--resolution", "64", "--samples", "4", "--views-per-variant", "2", "--seed", "9",
+             "--shard-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def kill_reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kill") / "ref"
+    _cli("generate", "--out", root, *KILL_ARGS, "--workers", "2")
+    return root, fingerprint(root), manifest_ids(root)
+
+
+def _run_until(out: Path, condition, timeout=300) -> None:
+    """Start a real `brokenchairs generate`, SIGKILL its whole process group once condition(out) holds."""
+    cmd = [sys.executable, "-m", "brokenchairs", "generate", "--out", str(out), *KILL_ARGS, "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    t0 = time.time()
+    try:
+        while proc.poll() is None and time.time() - t0 < timeout:
+            if condition(out):
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _complete_shards(out: Path) -> int:
+    return len(list((out / "shards").glob("queries-*.h5"))) if (out / "shards").is_dir() else 0
+
+
+@pytest.mark.parametrize("point", ["startup", "first_tmp", "one_shard", "most_shards"])
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(kill_reference, tmp_path, point):
+    ref, prints, ids = kill_reference
+    total = len(json.loads((ref / "dataset.json").read_text())["queries"]["shards"])
+    conditions = {
+        "startup": lambda out: (out / "dataset.json").exists(),
+        "first_tmp": lambda out: (out / "shards").is_dir() and any((out / "shards").glob("*.tmp-*")),
+        "one_shard": lambda out: _complete_shards(out) >= 1,
+        "most_shards": lambda out: _complete_shards(out) >= total - 1,
+    }
+    out = tmp_path / "killed"
+    _run_until(out, conditions[point])
+    assert not (out / "manifest.jsonl").exists() or point == "most_shards"
+    _cli("generate", "--out", out, *KILL_ARGS, "--workers", "2")
+    assert fingerprint(out) == prints and manifest_ids(out) == ids
+    assert not list((out / "shards").glob("*.tmp-*"))
+
+
+def test_validate_reports_each_problem_with_its_file(reference, tmp_path):
+    ds = tmp_path / "ds"
+    shutil.copytree(reference[0] / "ref", ds)
+    _cli("render-views", "--out", ds, "--resolution", 32, "--views", 4, "--workers", 1)
+    assert "valid" in _cli("validate", ds).output
+    shards = sorted((ds / "shards").glob("queries-*.h5"))
+    with h5py.File(shards[0], "r+") as f:  # a mask outside the object, a lying label
+        i = int(next(i for i in range(len(f["label"])) if f["label"][i]))
+        m = f["mask_new"][i]
+        m[0, 0] = True
+        f["mask_new"][i] = m
+        obj = f["object_mask"][i]
+        obj[0, 0] = False
+        f["object_mask"][i] = obj
+        f["label"][i] = 0
+    shards[1].write_bytes(shards[1].read_bytes()[:2048])  # truncated
+    meta = json.loads((ds / "dataset.json").read_text())
+    meta.pop("views")  # as if render-views never ran
+    (ds / "dataset.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(main, ["validate", str(ds)])
+    assert res.exit_code == 1
+    text = res.output
+    assert f"{shards[0]}:" in text and "outside object_mask" in text and "disagrees with anomaly_type" in text
+    assert f"{shards[1]}: not readable HDF5" in text
+    assert f"{ds / 'dataset.json'}: 2 query shapes have no reference views" in text
+
+
+def test_stats_prints_table1_and_matches_the_manifest(reference):
+    root = reference[0] / "ref"
+    s = json.loads(_cli("stats", root, "--json").output)
+    lines = [json.loads(x) for x in (root / "manifest.jsonl").read_text().splitlines()]
+    assert s["queries"] == len(lines)
+    t = s["table1"]
+    assert t["anomaly"]["images"] == sum(1 for x in lines if x["label"] == 1)
+    assert t["normal"]["images"] == sum(1 for x in lines if x["label"] == 0)
+    assert all(1 <= t[k]["views"][0] <= t[k]["views"][2] <= t[k]["views"][1] <= 2 for k in t if t[k]["images"])
+    assert sum(v["images"] for v in s["splits"].values()) == len(lines)
+    text = _cli("stats", root).output
+    assert "| #Views |" in text and "#Normal" in text
