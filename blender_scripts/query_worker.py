@@ -133,8 +133,11 @@ def run(task: QueryTask) -> dict:
     shard = Path(task.shard).name
     samples = [s for s, _ in rows]
     lines = [manifest_line(s, shard, i, extra) for i, (s, extra) in enumerate(rows)]
+    t_write = time.perf_counter()
     write_query_shard(Path(task.shard), samples, lines, {"resolution": _state["cfg"].resolution})
+    write_seconds = time.perf_counter() - t_write
     kept = Counter(s.anomaly_type for s in samples)
     rendered = counters.pop("images_rendered", 0)
     return {"shard": shard, "units": len(task.units), "kept": dict(kept), "rejections": dict(counters),
-            "images_rendered": rendered, "seconds": time.perf_counter() - t0, "render_seconds": clock[0]}
+            "images_rendered": rendered, "seconds": time.perf_counter() - t0, "render_seconds": clock[0],
+            "write_seconds": write_seconds}

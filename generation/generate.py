@@ -73,6 +73,7 @@ class GenerateStats:
     seconds: float = 0.0
     render_seconds: float = 0.0
     worker_seconds: float = 0.0
+    write_seconds: float = 0.0
     images_rendered: int = 0
 
 
@@ -125,6 +126,7 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
         stats.rejections.update(res["rejections"])
         stats.render_seconds += res["render_seconds"]
         stats.worker_seconds += res["seconds"]
+        stats.write_seconds += res.get("write_seconds", 0.0)
         stats.images_rendered += res["images_rendered"]
         if on_shard:
             on_shard(res)
