@@ -18,18 +18,10 @@ from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
+from brokenchairs.generation.render_region import BACKGROUND_SAMPLES, BACKGROUND_SCALE, LIGHT_PRESETS, composite_background
 from brokenchairs.generation.shape import Part
 
 UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
-
-# (kind, location, energy, size or angle) per light; plus world (ambient) strength.
-LIGHT_PRESETS = [
-    {"name": "studio", "world": 0.55, "lights": [("AREA", (-1.6, -2.2, 3.0), 260.0, 2.5), ("AREA", (2.5, 1.0, 2.0), 80.0, 2.0)]},
-    {"name": "overhead", "world": 0.6, "lights": [("AREA", (0.2, -0.3, 3.2), 300.0, 3.0)]},
-    {"name": "sun", "world": 0.5, "lights": [("SUN", (-0.6, -0.9, 1.4), 2.6, 12.0)]},
-    {"name": "window", "world": 0.45, "lights": [("AREA", (-3.0, -0.5, 2.2), 380.0, 2.5), ("AREA", (0.0, 0.0, 3.5), 60.0, 3.0)]},
-]
-
 
 class QueryRenderer:
     def __init__(self, resolution: int, samples: int = 4, device: str = "cpu", threads: int | None = None,
@@ -54,6 +46,7 @@ class QueryRenderer:
             if hasattr(cyc, "denoising_quality"):
                 cyc.denoising_quality = "FAST"
         cyc.seed = 0
+        self.samples, self.denoise = samples, denoise
         set_device(device)
         sc.set_resolution(resolution, resolution)
         self._ground()
@@ -148,15 +141,58 @@ class QueryRenderer:
             obj.data.materials.append(mat)
 
     # --- rendering ------------------------------------------------------------------------------
-    def render(self, K: np.ndarray, world_to_cam: np.ndarray) -> dict[str, np.ndarray]:
+    def render(self, K: np.ndarray, world_to_cam: np.ndarray, region: tuple[int, int, int, int] | None = None,
+               masks_only: bool = False) -> dict[str, np.ndarray]:
+        """RGB (on white), object index, depth and alpha of one view, always full frame.
+
+        ``region`` (x0, y0, x1, y1), from ``render_region``: render only the object's rectangle at
+        full quality (render border + crop); the ground and its soft shadows outside it come
+        from a 1/``BACKGROUND_SCALE`` resolution pass, upsampled and feathered in
+        (``composite_background``). Index and depth are exact: the object lies inside the region.
+        ``masks_only``: 1 sample, no denoiser and no background -- for renders whose RGB is
+        thrown away (index and depth do not need more samples).
+        """
         r = self.resolution
-        sc.set_camera(K, world_to_cam, r, r)
+        region = region if region is not None else (0, 0, r, r)
+        scene = bpy.context.scene
+        scene.cycles.samples = 1 if masks_only else self.samples
+        scene.cycles.use_denoising = self.denoise and not masks_only
+        rgba, passes = self._render_rect(K, world_to_cam, r, region)
+        x0, y0, x1, y1 = region
+        index = np.zeros((r, r), np.int32)
+        depth = np.zeros((r, r), np.float32)
+        alpha = np.zeros((r, r), np.uint8)
+        index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
+        depth[y0:y1, x0:x1] = clean_depth(passes["depth"])
+        depth[index == 0] = 0.0  # the shadow-catcher ground is background
+        alpha[y0:y1, x0:x1] = rgba[..., 3]
+        rgb = np.full((r, r, 3), 255, np.uint8)
+        rgb[y0:y1, x0:x1] = sc.over_white(rgba)
+        if region != (0, 0, r, r) and not masks_only:
+            small = r // BACKGROUND_SCALE
+            scene.cycles.samples = BACKGROUND_SAMPLES
+            bg, _ = self._render_rect(K * np.array([[1 / BACKGROUND_SCALE] * 3] * 2 + [[0, 0, 1]]), world_to_cam, small,
+                                      (0, 0, small, small))
+            rgb = composite_background(rgb, region, bg[..., 3], feather=max(2, r // 64))
+        return {"rgb": rgb, "index": index, "depth": depth, "alpha": alpha}
+
+    def _render_rect(self, K, world_to_cam, size: int, region) -> tuple[np.ndarray, dict]:
+        """Render ``region`` of a size x size frame: (RGBA crop, passes crop)."""
+        sc.set_resolution(size, size)
+        sc.set_camera(K, world_to_cam, size, size)
+        x0, y0, x1, y1 = region
+        rd = bpy.context.scene.render
+        full = (x0, y0, x1, y1) == (0, 0, size, size)
+        rd.use_border = rd.use_crop_to_border = not full
+        if not full:
+            # Blender's border is fractional and bottom-up; nudge inside each pixel edge against rounding
+            rd.border_min_x, rd.border_max_x = (x0 + 1e-3) / size, (x1 + 1e-3) / size
+            rd.border_min_y, rd.border_max_y = (size - y1 + 1e-3) / size, (size - y0 + 1e-3) / size
         rgba = sc.render_rgba()
         passes = self.passes.read()
-        index = np.rint(passes["index"]).astype(np.int32)
-        depth = clean_depth(passes["depth"])
-        depth[index == 0] = 0.0  # the shadow-catcher ground is background
-        return {"rgb": sc.over_white(rgba), "index": index, "depth": depth, "alpha": rgba[..., 3]}
+        if rgba.shape[:2] != (y1 - y0, x1 - x0):
+            raise RuntimeError(f"render border gave {rgba.shape[:2]}, expected {(y1 - y0, x1 - x0)}")
+        return rgba, passes
 
 
 def _track_euler(direction: np.ndarray):
