@@ -1,9 +1,11 @@
 """Worker-process side of ``generate``: one warm Cycles scene, many work units per shard.
 
 Per unit: make the anomaly (pure Python), assign materials and a light, draw the views; render
-the normal shape from every view (its object-index pass gives ``mask_old``), replace only the
-changed part, render the anomalous shape from the same cameras (``mask_new``), then keep the
-views that pass visibility and quality control. With ``twins`` an anomalous view is stored with
+the normal shape from every view (its object-index pass gives ``mask_old``; for an anomaly
+without ``twins`` that render is masks-only: 1 sample, no denoiser), drop views whose frame fails
+QC, replace only the changed part, render the anomalous shape from the remaining cameras
+(``mask_new``), then keep the views that pass visibility and quality control. Every render is the
+object's rectangle at full quality plus a 1/4-resolution ground pass (``render_region``). With ``twins`` an anomalous view is stored with
 its normal twin (same camera, materials and light).
 """
 
@@ -25,6 +27,7 @@ from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
+from brokenchairs.generation.render_region import render_region
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref
 
@@ -40,11 +43,18 @@ def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int 
                   renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
 
 
-def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float]) -> dict:
+def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float], points: np.ndarray,
+                  masks_only: bool = False) -> dict:
+    """One view: the object's rectangle at full quality (or masks only), the rest from the ground pass."""
     t = time.perf_counter()
-    out = renderer.render(K, w2c)
+    region = render_region(points, K, w2c, renderer.resolution) if _state["cfg"].crop else None
+    out = renderer.render(K, w2c, region=region, masks_only=masks_only)
     clock[0] += time.perf_counter() - t
     return out
+
+
+def _points(shape) -> np.ndarray:
+    return np.concatenate([p.mesh.vertices for p in shape.parts()])
 
 
 def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple[QuerySample, dict]]:
@@ -71,25 +81,31 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     cams = [camera_for(v, target) for v in views]
     renderer.set_light(light_id)
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
-    normal = [_timed_render(renderer, K, c, clock) for c in cams]
-    anomalous = None
-    if variant is not None:
-        renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
-        anomalous = [_timed_render(renderer, K, c, clock) for c in cams]
-    counters["images_rendered"] += len(normal) + len(anomalous or [])
-    mid = material_id(assignment)
+    # an anomaly's normal render only supplies mask_old and the frame check, unless twins are kept
+    masks_only = variant is not None and not cfg.twins
+    normal = [_timed_render(renderer, K, c, clock, _points(shape), masks_only) for c in cams]
+    counters["images_rendered" if not masks_only else "mask_renders"] += len(normal)
     qc: QCConfig = _state["qc"]
+    framed = []  # views whose normal frame passes QC: only these are rendered anomalous
+    for j, n in enumerate(normal):
+        reason = frame_rejection(n["rgb"], n["index"] > 0, qc)
+        if reason:
+            counters[f"rejected:{reason}"] += 1
+        else:
+            framed.append(j)
+    anomalous = {}
+    if variant is not None and framed:
+        renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
+        anomalous = {j: _timed_render(renderer, K, cams[j], clock, _points(variant)) for j in framed}
+    counters["images_rendered"] += len(anomalous)
+    mid = material_id(assignment)
     samples = []
     empty = np.zeros((cfg.resolution, cfg.resolution), bool)
-    for j, (view, cam) in enumerate(zip(views, cams)):
-        n = normal[j]
+    for j in framed:
+        view, cam, n = views[j], cams[j], normal[j]
         n_obj = n["index"] > 0
         base = dict(shape_id=shape.shape_id, unit_id=unit.unit_id, K=K, world_to_cam=cam, azimuth=view.azimuth,
                     elevation=view.elevation, light_id=light_id, material_id=mid)
-        reason = frame_rejection(n["rgb"], n_obj, qc)
-        if reason:
-            counters[f"rejected:{reason}"] += 1
-            continue
         twin = QuerySample(sample_id=f"{unit.unit_id}/v{j}" + ("/normal" if variant is not None else ""),
                            anomaly_type="normal", part_path="", image=n["rgb"], object_mask=n_obj, mask_new=empty,
                            mask_old=empty, bbox=np.full(4, np.nan, np.float32), depth=n["depth"], **base)
@@ -138,6 +154,7 @@ def run(task: QueryTask) -> dict:
     write_seconds = time.perf_counter() - t_write
     kept = Counter(s.anomaly_type for s in samples)
     rendered = counters.pop("images_rendered", 0)
+    mask_renders = counters.pop("mask_renders", 0)
     return {"shard": shard, "units": len(task.units), "kept": dict(kept), "rejections": dict(counters),
-            "images_rendered": rendered, "seconds": time.perf_counter() - t0, "render_seconds": clock[0],
+            "images_rendered": rendered, "mask_renders": mask_renders, "seconds": time.perf_counter() - t0, "render_seconds": clock[0],
             "write_seconds": write_seconds}

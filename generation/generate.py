@@ -40,6 +40,7 @@ class GenerateConfig:
     resolution: int = 256
     samples: int = 4
     denoise: bool = True
+    crop: bool = True  # render the object's rectangle at full quality and the ground at 1/4 resolution
     fov_deg: float = DEFAULT_FOV_DEG
     seed: int = 0
     shard_size: int = 64  # queries per shard (expected)
@@ -74,7 +75,8 @@ class GenerateStats:
     render_seconds: float = 0.0
     worker_seconds: float = 0.0
     write_seconds: float = 0.0
-    images_rendered: int = 0
+    images_rendered: int = 0  # full-quality renders
+    mask_renders: int = 0  # 1-spp index-only renders (an anomaly's normal view when twins are off)
 
 
 def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
@@ -128,6 +130,7 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
         stats.worker_seconds += res["seconds"]
         stats.write_seconds += res.get("write_seconds", 0.0)
         stats.images_rendered += res["images_rendered"]
+        stats.mask_renders += res.get("mask_renders", 0)
         if on_shard:
             on_shard(res)
     stats.seconds = time.perf_counter() - t0
