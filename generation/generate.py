@@ -40,7 +40,7 @@ class GenerateConfig:
     resolution: int = 256
     samples: int = 4
     denoise: bool = True
-    crop: bool = True  # render the object's rectangle at full quality and the ground at 1/4 resolution
+    crop: bool = False  # --render-region: the object's rectangle at full quality, the ground at 1/4 resolution
     fov_deg: float = DEFAULT_FOV_DEG
     seed: int = 0
     shard_size: int = 64  # queries per shard (expected)

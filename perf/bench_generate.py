@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--views", type=int, default=0, help="fixed views per variant (default: Table 1 law)")
     ap.add_argument("--twins", action="store_true")
-    ap.add_argument("--no-crop", action="store_true", help="render full frames (the flag-only setting)")
+    ap.add_argument("--render-region", action="store_true", help="the opt-in object-rectangle rendering")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="keep the dataset here (default: a temp folder)")
@@ -37,7 +37,7 @@ def main() -> None:
     mats = out / "materials"
     list(synth_library(40, args.seed, mats, 512))
     cfg = GenerateConfig(anomalies=KINDS, views_per_variant=args.views, resolution=args.resolution,
-                         samples=args.samples, seed=args.seed, shard_size=8, twins=args.twins, crop=not args.no_crop,
+                         samples=args.samples, seed=args.seed, shard_size=8, twins=args.twins, crop=args.render_region,
                          materials=str(mats.resolve()))
     cores = min(os.cpu_count() or 1, args.workers * max(1, (os.cpu_count() or 1) // args.workers))
     t0 = time.perf_counter()
@@ -47,7 +47,7 @@ def main() -> None:
     views = args.views or "Table-1"
     print(f"generate: {args.shapes} procedural chairs x {len(KINDS)} types x {views} views, "
           f"{args.resolution}x{args.resolution}, {args.samples} spp + OIDN FAST, {args.workers} workers on {cores} cores, "
-          f"twins {'on' if args.twins else 'off'}, region {'off' if args.no_crop else 'on'}")
+          f"twins {'on' if args.twins else 'off'}, region {'on' if args.render_region else 'off'}")
     print(f"renders              {stats.images_rendered} full quality + {stats.mask_renders} masks-only  "
           f"({stats.images_rendered / wall:.2f} full renders/s)")
     print(f"kept queries         {kept}  ({kept / wall:.2f} kept/s)  {dict(sorted(stats.kept.items()))}")
