@@ -43,6 +43,9 @@ def loader_rate(data: Path, cached: bool, samples: int) -> dict:
     ds = ShardDataset(index, views=10, train=True, augment=True, with_depth=True, cache_shapes=32 if cached else 0)
     sampler = EpochSampler(index, seed=0, group_shapes=8)
     loader = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=0)
+    for _ in zip(range(2), loader):  # warm-up: lazy imports, file handles, page cache
+        pass
+    ds.cache_hits = ds.cache_misses = 0
     n, t0 = 0, time.perf_counter()
     while n < samples:
         for batch in loader:
