@@ -27,6 +27,8 @@ import h5py
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.dataset import read_dataset
@@ -77,7 +79,7 @@ class DatasetIndex:
     num_views: int
 
     @classmethod
-    def open(cls, root: Path, split: str = "train", need_views: bool = True) -> DatasetIndex:
+    def open(cls, root: Path, split: str = "train", need_views: bool = True, allow_empty: bool = False) -> DatasetIndex:
         root = Path(root)
         data = read_dataset(root)
         if data is None:
@@ -103,7 +105,7 @@ class DatasetIndex:
                 if sp in wanted:
                     queries.append(QueryRef(str(path), row, _str(cols["sample_id"][row]), sid, int(cols["label"][row]),
                                             TYPE_NAMES.get(int(cols["anomaly_type"][row]), "unknown"), sp))
-        if not queries:
+        if not queries and not allow_empty:
             raise InputError(root, f"split {split!r} holds no queries")
         view_shard: dict[str, str] = {}
         vsec = data.get("views") or {}
@@ -129,9 +131,6 @@ class DatasetIndex:
 def augment(image: torch.Tensor, mask: torch.Tensor, box: torch.Tensor, rng: np.random.Generator,
             crop_frac: float = 224 / 256, flip_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """image (3,H,W) uint8, mask (H,W) bool, box (4,) xyxy px (NaN = none): one flip + crop for all three."""
-    from torchvision import tv_tensors
-    from torchvision.transforms.v2 import functional as TF
-
     H, W = image.shape[-2:]
     has_box = bool(torch.isfinite(box).all())
     boxes = tv_tensors.BoundingBoxes(box[None] if has_box else torch.zeros(1, 4), format="XYXY", canvas_size=(H, W))
@@ -195,8 +194,8 @@ class ShardDataset(Dataset):
         return {**self.__dict__, "_files": {}, "_cache": OrderedDict(), "_pid": None}
 
     def _file(self, path: str, kind: str) -> h5py.File:
-        if self._pid != os.getpid():
-            self._files, self._cache, self._pid = {}, OrderedDict(), os.getpid()
+        if self._pid != os.getpid():  # a forked loader worker must not share its parent's HDF5 handles
+            self._files, self._pid = {}, os.getpid()
         f = self._files.get(path)
         if f is None:
             f = self._files[path] = open_shard(Path(path), kind)
@@ -204,7 +203,7 @@ class ShardDataset(Dataset):
 
     def shape_views(self, shape_id: str) -> dict:
         hit = self._cache.get(shape_id)
-        if hit is not None and self._pid == os.getpid():
+        if hit is not None:
             self._cache.move_to_end(shape_id)
             self.cache_hits += 1
             return hit

@@ -147,6 +147,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     if main_proc:
         (run / "config.json").write_text(json.dumps(cfg.to_json() | {"data": str(Path(data).resolve()),
                                                                      "resolution": res}, indent=1))
+    val_index = _val_index(cfg, data) if main_proc else None  # read once, scored after every epoch
     log = CsvLog(run / "metrics.csv", main_proc)
     tb = _tensorboard(run, main_proc)
     result = TrainResult(run=run, steps=step, rank=rank)
@@ -213,8 +214,8 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
             checkpoint(ckpt_path, epoch, 0)
             checkpoint(run / f"epoch-{epoch:03d}.pt", epoch, 0)
             result.epochs_done += 1
-            if main_proc:
-                _validate(model, cfg, data, dev, log, tb, epoch, step, progress)
+            if val_index is not None:
+                _validate(model, cfg, val_index, dev, log, tb, epoch, step, progress)
     if tb is not None:
         tb.close()
     if world > 1:
@@ -232,16 +233,17 @@ def _tensorboard(run: Path, enabled: bool):
     return SummaryWriter(str(run / "tb"))
 
 
-def _validate(model, cfg: TrainConfig, data: Path, dev, log: CsvLog, tb, epoch: int, step: int, progress: bool) -> None:
-    """AUC/accuracy on the validation split after each epoch (skipped when empty or val_split is "")."""
+def _val_index(cfg: TrainConfig, data: Path) -> DatasetIndex | None:
+    """The validation split, or None when val_split is "" or the split is empty (no validation)."""
     if not cfg.val_split:
-        return
-    try:
-        index = DatasetIndex.open(data, cfg.val_split, need_views=USES_VIEWS[cfg.model])
-    except InputError as exc:
-        if "holds no queries" in exc.problem:
-            return
-        raise
+        return None
+    index = DatasetIndex.open(data, cfg.val_split, need_views=USES_VIEWS[cfg.model], allow_empty=True)
+    return index if len(index) else None
+
+
+def _validate(model, cfg: TrainConfig, index: DatasetIndex, dev, log: CsvLog, tb, epoch: int, step: int,
+              progress: bool) -> None:
+    """AUC/accuracy on the validation split after an epoch."""
     preds = run_inference(model, cfg.model, index, cfg.views_test, dev, cfg.batch_size, 0, progress, cfg.amp)
     m = compute_metrics(preds.label, preds.score, preds.code)
     log.write({"kind": "val", "epoch": epoch, "step": step, "auc": m["auc"], "accuracy": m["accuracy"]})

@@ -27,7 +27,7 @@ from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
-from brokenchairs.generation.render_region import render_region
+from brokenchairs.generation.render_region import hull_points, render_region
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref
 
@@ -43,18 +43,21 @@ def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int 
                   renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
 
 
-def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float], points: np.ndarray,
+def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float], hull: np.ndarray | None,
                   masks_only: bool = False) -> dict:
-    """One view: the object's rectangle at full quality (or masks only), the rest from the ground pass."""
+    """One view: with ``hull`` the object's rectangle at full quality and the rest from the ground pass."""
     t = time.perf_counter()
-    region = render_region(points, K, w2c, renderer.resolution) if _state["cfg"].crop else None
+    region = render_region(hull, K, w2c, renderer.resolution) if hull is not None else None
     out = renderer.render(K, w2c, region=region, masks_only=masks_only)
     clock[0] += time.perf_counter() - t
     return out
 
 
-def _points(shape) -> np.ndarray:
-    return np.concatenate([p.mesh.vertices for p in shape.parts()])
+def _hull(shape) -> np.ndarray | None:
+    """Convex hull of the shape's vertices when rendering regions (once per shape, not per view)."""
+    if not _state["cfg"].crop:
+        return None
+    return hull_points(np.concatenate([p.mesh.vertices for p in shape.parts()]))
 
 
 def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple[QuerySample, dict]]:
@@ -83,7 +86,8 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
     # an anomaly's normal render only supplies mask_old and the frame check, unless twins are kept
     masks_only = variant is not None and not cfg.twins
-    normal = [_timed_render(renderer, K, c, clock, _points(shape), masks_only) for c in cams]
+    hull = _hull(shape)
+    normal = [_timed_render(renderer, K, c, clock, hull, masks_only) for c in cams]
     counters["images_rendered" if not masks_only else "mask_renders"] += len(normal)
     qc: QCConfig = _state["qc"]
     framed = []  # views whose normal frame passes QC: only these are rendered anomalous
@@ -96,7 +100,8 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     anomalous = {}
     if variant is not None and framed:
         renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
-        anomalous = {j: _timed_render(renderer, K, cams[j], clock, _points(variant)) for j in framed}
+        hull = _hull(variant)
+        anomalous = {j: _timed_render(renderer, K, cams[j], clock, hull) for j in framed}
     counters["images_rendered"] += len(anomalous)
     mid = material_id(assignment)
     samples = []

@@ -231,7 +231,7 @@ def import_official(folder: Path, dataset: Path, resolution: int | None = None, 
                                    depth=np.zeros((res, res), np.float32), K=K, world_to_cam=w2c, azimuth=az, elevation=el,
                                    light_id=int(m["light"]) if m["light"].isdigit() else 0,
                                    material_id=info.get("material_id") or m["tex"]))
-        shapes_seen.append(m["shape"])
+        shapes_seen.append(m["shape"])  # one entry per imported image
         if len(samples) >= shard_size:
             flush()
     flush()
@@ -243,15 +243,10 @@ def import_official(folder: Path, dataset: Path, resolution: int | None = None, 
     split_file = folder / "split.json"
     splits = json.loads(split_file.read_text()) if split_file.is_file() else None
     data = read_dataset(dataset) or {}
-    counts: dict[str, int] = defaultdict(int)
-    for name in shard_names:
-        with open_shard(dataset / "shards" / name, "queries") as f:
-            for line in f["manifest"][()]:
-                counts[json.loads(line)["anomaly_type"]] += 1
     data.update(schema_version=SCHEMA_VERSION,
                 shapes=[{"shape_id": s, "kind": "mesh", "seed": 0, "index": 0, "path": "", "up": "z"} for s in shape_ids],
                 queries={"config": {"imported_from": str(folder.resolve()), "resolution": res}, "shards": shard_names,
-                         "counts": dict(counts), "complete": True})
+                         "complete": False})
     if view_shards:
         data["views"] = {"config": {"imported_from": str(folder.resolve()), "resolution": res, "stride": 8},
                          "shards": view_shards}
@@ -262,7 +257,7 @@ def import_official(folder: Path, dataset: Path, resolution: int | None = None, 
     from brokenchairs.generation.plan import QueryTask
 
     finish(dataset, [QueryTask(str(dataset / "shards" / n), ()) for n in shard_names])
-    return {"images": sum(counts.values()), "skipped": skipped, "shapes": n_shapes,
+    return {"images": len(shapes_seen), "skipped": skipped, "shapes": n_shapes,
             "notes": [f"{v} x {k}" if v > 1 else k for k, v in notes.items()]}
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.generation.sources import ShapeRef
-from brokenchairs.generation.splits import assign_splits
+from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
 
 # Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8.
 VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean, sd, min, max)
@@ -119,7 +119,7 @@ class PlanSummary:
 
 def summarize(refs: list[ShapeRef], units: list[Unit], tasks: list[QueryTask], resolution: int, samples: int,
               twins: bool, views_per_shape: int = 0, split_ratios=None, split_seed: int = 0) -> PlanSummary:
-    parts = assign_splits([r.shape_id for r in refs], *( (split_ratios,) if split_ratios else ()), seed=split_seed)
+    parts = assign_splits([r.shape_id for r in refs], split_ratios or PAPER_RATIOS, split_seed)
     views: dict[str, list[int]] = {}
     for u in units:
         views.setdefault(u.kind, []).append(u.views)

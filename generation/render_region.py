@@ -9,15 +9,10 @@ though, and the ground has no texture. So a query is rendered as
   render (a test compares them), and outside it they are exactly 0;
 - the whole frame at 1/``BACKGROUND_SCALE`` resolution for the ground and its shadows, upsampled
   bilinearly and feathered into the rectangle's border (``composite_background``).
-``shadow_points`` (where a light's shadow of the shape falls on the ground) is kept for callers
-that want the hard-shadow footprint.
-
 Light presets live here (not in blender_scripts) because geometry needs them too.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
@@ -45,43 +40,13 @@ def hull_points(points: np.ndarray) -> np.ndarray:
         return points
 
 
-def _basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    axis = axis / np.linalg.norm(axis)
-    helper = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    u = np.cross(axis, helper)
-    u /= np.linalg.norm(u)
-    return u, np.cross(axis, u)
-
-
-def shadow_points(points: np.ndarray, light_id: int) -> np.ndarray:
-    """Ground (z = 0) points covering the shadows of ``points`` under preset ``light_id``."""
-    out = []
-    for kind, loc, _, size in LIGHT_PRESETS[light_id % len(LIGHT_PRESETS)]["lights"]:
-        loc = np.asarray(loc, float)
-        if kind == "SUN":
-            d = -loc / np.linalg.norm(loc)  # rays travel from the light towards the origin
-            u, v = _basis(d)
-            spread = math.tan(math.radians(size) / 2)
-            dirs = [d] + [d + spread * s * w for s in (-1, 1) for w in (u, v)]
-            for dd in dirs:
-                if dd[2] < -1e-6:
-                    t = -points[:, 2] / dd[2]
-                    out.append(points + t[:, None] * dd)
-        else:
-            u, v = _basis(-loc)
-            sources = [loc] + [loc + 0.5 * size * (a * u + b * v) for a in (-1, 1) for b in (-1, 1)]
-            for src in sources:
-                above = src[2] > points[:, 2] + 1e-6
-                p = points[above]
-                t = p[:, 2] / (src[2] - p[:, 2])
-                out.append(p + t[:, None] * (p - src))
-    return np.concatenate(out) if out else np.zeros((0, 3))
-
-
-def render_region(points: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, resolution: int,
+def render_region(hull: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, resolution: int,
                   margin: float = 0.04) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) integer pixel rectangle (x1, y1 exclusive) around the projected object."""
-    uv, z = project(hull_points(points), K, world_to_cam)
+    """(x0, y0, x1, y1) integer pixel rectangle (x1, y1 exclusive) around the projected object.
+
+    ``hull``: the shape's points, ideally ``hull_points`` of them (computed once per shape, not per view).
+    """
+    uv, z = project(hull, K, world_to_cam)
     uv = uv[z > 1e-6]
     pad = margin * resolution
     x0, y0 = np.floor(uv.min(0) - pad).astype(int)

@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 
 import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
+import bpy
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.query_scene import QueryRenderer
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
 from brokenchairs.generation.materials.assign import assign_materials
 from brokenchairs.generation.materials.library import load_library, synth_library
-from brokenchairs.generation.render_region import render_region
+from brokenchairs.generation.render_region import hull_points, render_region
 from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 def configure(r: QueryRenderer, setting: str, ref_spp: int) -> dict:
     """Scene settings for one named setting; returns render() kwargs."""
-    cyc = __import__("bpy").context.scene.cycles
+    cyc = bpy.context.scene.cycles
     r.samples, r.denoise = 4, True
     cyc.denoising_prefilter, cyc.denoising_quality, cyc.seed = "FAST", "FAST", 0
     if setting == "naive":
@@ -109,10 +110,10 @@ def main() -> None:
         r.set_light(light)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         setup.append(time.perf_counter() - t0)
-        points = np.concatenate([p.mesh.vertices for p in shape.parts()])
+        hull = hull_points(np.concatenate([p.mesh.vertices for p in shape.parts()]))
         for _ in range(args.views):
             w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-            region = render_region(points, K, w2c, res)
+            region = render_region(hull, K, w2c, res)
             region_share.append((region[2] - region[0]) * (region[3] - region[1]) / res**2)
             imgs = {}
             for s in settings:

@@ -62,7 +62,6 @@ def train_once(data: str, model: str, device: str, steps: int) -> dict:
     from brokenchairs.benchmark.config import resolve_config
     from brokenchairs.benchmark.train import train
 
-    torch.set_num_threads(torch.get_num_threads())
     cfg = resolve_config(model, "paper", overrides={"split": "all", "val_split": "", "workers": 1,
                                                     "max_steps_per_epoch": steps, "epochs": 1, "log_every": 1})
     import tempfile
