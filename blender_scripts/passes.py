@@ -34,6 +34,7 @@ class PassReader:
         tree = bpy.data.node_groups.new("brokenchairs_passes", "CompositorNodeTree")
         scene.compositing_node_group = tree
         layers = tree.nodes.new("CompositorNodeRLayers")
+        self.tree, self.layers = tree, layers  # others may add to the compositor (query_compositor)
         out = tree.nodes.new("CompositorNodeOutputFile")
         fmt = out.format
         fmt.media_type = "IMAGE"

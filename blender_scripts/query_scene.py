@@ -1,5 +1,8 @@
 """Photo-real query scenes (paper 3.2): SVBRDF materials per part, shadow-catcher ground, lights.
 
+A query is rendered in two passes (``render_region`` explains why): the ground at 1/4 resolution,
+then the object's rectangle composited over it in linear light and denoised (``QueryCompositor``).
+
 One ``QueryRenderer`` per worker process holds the Cycles scene; materials are built once per
 worker and cached by name. A shape's parts become objects whose ``pass_index`` is fixed by the
 reference shape (position + 1), so the object-index pass gives part masks; an anomalous variant
@@ -16,21 +19,25 @@ import numpy as np
 
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
+from brokenchairs.blender_scripts.query_compositor import QueryCompositor
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.render_region import BACKGROUND_SAMPLES, BACKGROUND_SCALE, LIGHT_PRESETS, composite_background
+from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, assemble, hull_points,
+                                                   render_region, upsample_ground)
 from brokenchairs.generation.shape import Part
 
 UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
 
 class QueryRenderer:
-    def __init__(self, resolution: int, samples: int = 4, device: str = "cpu", threads: int | None = None,
-                 denoise: bool = True):
+    def __init__(self, resolution: int, samples: int = 16, device: str = "cpu", threads: int | None = None,
+                 denoise: bool = True, ground_samples: int = GROUND_SAMPLES):
         self.resolution = resolution
         sc.init_blender(threads)
         scene = bpy.context.scene
         scene.render.engine = "CYCLES"
         scene.render.film_transparent = True
+        scene.render.use_persistent_data = True  # keep the BVH and shaders while only the camera moves
+        scene.render.dither_intensity = 0.0  # no noise added when quantising to 8 bits
         scene.view_settings.view_transform = "Standard"
         cyc = scene.cycles
         cyc.samples = samples
@@ -38,19 +45,15 @@ class QueryRenderer:
         cyc.max_bounces, cyc.diffuse_bounces, cyc.glossy_bounces = 4, 2, 2
         cyc.transmission_bounces = cyc.volume_bounces = cyc.transparent_max_bounces = 2
         cyc.caustics_reflective = cyc.caustics_refractive = False
-        cyc.use_denoising = denoise
-        if denoise:
-            cyc.denoiser = "OPENIMAGEDENOISE"
-            cyc.denoising_input_passes = "RGB_ALBEDO_NORMAL"
-            cyc.denoising_prefilter = "FAST"
-            if hasattr(cyc, "denoising_quality"):
-                cyc.denoising_quality = "FAST"
+        cyc.use_denoising = False  # the compositor denoises, after compositing (QueryCompositor)
         cyc.seed = 0
-        self.samples, self.denoise = samples, denoise
+        self.samples, self.denoise, self.ground_samples = samples, denoise, ground_samples
         set_device(device)
         sc.set_resolution(resolution, resolution)
         self._ground()
         self.passes = PassReader(("depth", "index"))
+        self.compositor = QueryCompositor(self.passes.tree, self.passes.layers)
+        self._hull: np.ndarray | None = None
         self._materials: dict[str, bpy.types.Material] = {}
         self._objects: dict[int, bpy.types.Object] = {}  # node id -> object
         self._mesh_of: dict[int, object] = {}  # node id -> the trimesh it was built from
@@ -66,6 +69,7 @@ class QueryRenderer:
         bpy.context.scene.collection.objects.link(ground)
         ground.is_shadow_catcher = True
         ground.pass_index = 0
+        self.ground = ground
 
     def set_light(self, light_id: int) -> None:
         preset = LIGHT_PRESETS[light_id % len(LIGHT_PRESETS)]
@@ -120,6 +124,7 @@ class QueryRenderer:
             new.append(obj)
         if new:
             smart_uv(new)
+        self._hull = hull_points(np.concatenate([p.mesh.vertices for p in parts])) if parts else None
         for node_id, obj in self._objects.items():
             mat = library[assignment[group_of(obj["label"], self._groups)]]
             self._assign(obj, mat)
@@ -129,7 +134,7 @@ class QueryRenderer:
             data = obj.data
             bpy.data.objects.remove(obj, do_unlink=True)
             bpy.data.meshes.remove(data)
-        self._objects, self._mesh_of = {}, {}
+        self._objects, self._mesh_of, self._hull = {}, {}, None
 
     def _assign(self, obj: bpy.types.Object, material: Material) -> None:
         mat = self._materials.get(material.name)
@@ -141,40 +146,76 @@ class QueryRenderer:
             obj.data.materials.append(mat)
 
     # --- rendering ------------------------------------------------------------------------------
-    def render(self, K: np.ndarray, world_to_cam: np.ndarray, region: tuple[int, int, int, int] | None = None,
-               masks_only: bool = False) -> dict[str, np.ndarray]:
-        """RGB (on white), object index, depth and alpha of one view, always full frame.
+    def region(self, K: np.ndarray, world_to_cam: np.ndarray) -> tuple[int, int, int, int]:
+        """The object's rectangle (x0, y0, x1, y1) in this view (``render_region``)."""
+        if self._hull is None:
+            raise RuntimeError("no parts in the scene")
+        return render_region(self._hull, K, world_to_cam, self.resolution)
 
-        ``region`` (x0, y0, x1, y1), from ``render_region``: render only the object's rectangle at
-        full quality (render border + crop); the ground and its soft shadows outside it come
-        from a 1/``BACKGROUND_SCALE`` resolution pass, upsampled and feathered in
-        (``composite_background``). Index and depth are exact: the object lies inside the region.
-        ``masks_only``: 1 sample, no denoiser and no background -- for renders whose RGB is
-        thrown away (index and depth do not need more samples).
+    def render(self, K: np.ndarray, world_to_cam: np.ndarray, masks_only: bool = False) -> dict[str, np.ndarray]:
+        """RGB (uint8), object index and depth of one full view, in two passes (module docstring).
+
+        Index and depth come from the object pass and are exact (every object pixel lies inside
+        the rectangle). ``masks_only``: the object pass alone at 1 sample, no denoiser, no ground
+        -- for renders whose RGB is thrown away.
         """
         r = self.resolution
-        region = region if region is not None else (0, 0, r, r)
-        scene = bpy.context.scene
-        scene.cycles.samples = 1 if masks_only else self.samples
-        scene.cycles.use_denoising = self.denoise and not masks_only
-        rgba, passes = self._render_rect(K, world_to_cam, r, region)
+        region = self.region(K, world_to_cam)
+        ground = None
+        if not masks_only:
+            small = r // GROUND_SCALE
+            scale = np.array([[1 / GROUND_SCALE] * 3] * 2 + [[0, 0, 1]])
+            ground_rgb, _ = self._pass(K * scale, world_to_cam, small, (0, 0, small, small), objects=False,
+                                       samples=self.ground_samples, denoise=self.denoise)
+            ground = upsample_ground(ground_rgb, r)
         x0, y0, x1, y1 = region
+        rgb, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1 if masks_only else self.samples,
+                                 denoise=self.denoise and not masks_only,
+                                 background=None if ground is None else ground[y0:y1, x0:x1])
         index = np.zeros((r, r), np.int32)
         depth = np.zeros((r, r), np.float32)
-        alpha = np.zeros((r, r), np.uint8)
         index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
         depth[y0:y1, x0:x1] = clean_depth(passes["depth"])
+        if ground is None:
+            full = np.full((r, r, 3), 255, np.uint8)
+            full[y0:y1, x0:x1] = rgb
+        else:
+            full = assemble(ground, region, rgb)
+        return {"rgb": full, "index": index, "depth": depth}
+
+    def render_single_pass(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int,
+                           cycles_denoiser: tuple[str, str] | None = None) -> dict[str, np.ndarray]:
+        """The textbook render, for comparisons: one full frame, chair and ground seen together,
+        Cycles' own denoiser (prefilter, quality) on the transparent render or none, then over white."""
+        r = self.resolution
+        cyc = bpy.context.scene.cycles
+        cyc.use_denoising = cycles_denoiser is not None
+        if cycles_denoiser is not None:
+            cyc.denoiser, cyc.denoising_input_passes = "OPENIMAGEDENOISE", "RGB_ALBEDO_NORMAL"
+            cyc.denoising_prefilter, cyc.denoising_quality = cycles_denoiser
+        try:
+            rgb, passes = self._pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
+                                     ground_visible=True)
+        finally:
+            cyc.use_denoising = False
+        index = np.rint(passes["index"]).astype(np.int32)
+        depth = clean_depth(passes["depth"])
         depth[index == 0] = 0.0  # the shadow-catcher ground is background
-        alpha[y0:y1, x0:x1] = rgba[..., 3]
-        rgb = np.full((r, r, 3), 255, np.uint8)
-        rgb[y0:y1, x0:x1] = sc.over_white(rgba)
-        if region != (0, 0, r, r) and not masks_only:
-            small = r // BACKGROUND_SCALE
-            scene.cycles.samples = BACKGROUND_SAMPLES
-            bg, _ = self._render_rect(K * np.array([[1 / BACKGROUND_SCALE] * 3] * 2 + [[0, 0, 1]]), world_to_cam, small,
-                                      (0, 0, small, small))
-            rgb = composite_background(rgb, region, bg[..., 3], feather=max(2, r // 64))
-        return {"rgb": rgb, "index": index, "depth": depth, "alpha": alpha}
+        return {"rgb": rgb, "index": index, "depth": depth}
+
+    def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
+              background: np.ndarray | None = None, ground_visible: bool | None = None) -> tuple[np.ndarray, dict]:
+        """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop, passes crop).
+        ``objects``: the chair is seen by the camera (else only its shadows on the ground); the
+        ground is seen by the camera only when the chair is not, unless ``ground_visible``."""
+        for obj in self._objects.values():
+            obj.visible_camera = objects
+        self.ground.visible_camera = (not objects) if ground_visible is None else ground_visible
+        bpy.context.scene.cycles.samples = samples
+        self.compositor.set_denoise(denoise)
+        self.compositor.set_background(background)
+        rgba, passes = self._render_rect(K, world_to_cam, size, region)
+        return rgba[..., :3], passes
 
     def _render_rect(self, K, world_to_cam, size: int, region) -> tuple[np.ndarray, dict]:
         """Render ``region`` of a size x size frame: (RGBA crop, passes crop)."""

@@ -4,9 +4,9 @@ Per unit: make the anomaly (pure Python), assign materials and a light, draw the
 the normal shape from every view (its object-index pass gives ``mask_old``; for an anomaly
 without ``twins`` that render is masks-only: 1 sample, no denoiser), drop views whose frame fails
 QC, replace only the changed part, render the anomalous shape from the remaining cameras
-(``mask_new``), then keep the views that pass visibility and quality control. Every render is the
-object's rectangle at full quality plus a 1/4-resolution ground pass (``render_region``). With ``twins`` an anomalous view is stored with
-its normal twin (same camera, materials and light).
+(``mask_new``), then keep the views that pass visibility and quality control. Every render is a
+1/4-resolution ground pass plus the object's rectangle composited over it (``query_scene``). With
+``twins`` an anomalous view is stored with its normal twin (same camera, materials and light).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
-from brokenchairs.generation.render_region import hull_points, render_region
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref
 
@@ -43,21 +42,11 @@ def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int 
                   renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
 
 
-def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float], hull: np.ndarray | None,
-                  masks_only: bool = False) -> dict:
-    """One view: with ``hull`` the object's rectangle at full quality and the rest from the ground pass."""
+def _timed_render(renderer: QueryRenderer, K, w2c, clock: list[float], masks_only: bool = False) -> dict:
     t = time.perf_counter()
-    region = render_region(hull, K, w2c, renderer.resolution) if hull is not None else None
-    out = renderer.render(K, w2c, region=region, masks_only=masks_only)
+    out = renderer.render(K, w2c, masks_only=masks_only)
     clock[0] += time.perf_counter() - t
     return out
-
-
-def _hull(shape) -> np.ndarray | None:
-    """Convex hull of the shape's vertices when rendering regions (once per shape, not per view)."""
-    if not _state["cfg"].crop:
-        return None
-    return hull_points(np.concatenate([p.mesh.vertices for p in shape.parts()]))
 
 
 def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple[QuerySample, dict]]:
@@ -86,8 +75,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
     # an anomaly's normal render only supplies mask_old and the frame check, unless twins are kept
     masks_only = variant is not None and not cfg.twins
-    hull = _hull(shape)
-    normal = [_timed_render(renderer, K, c, clock, hull, masks_only) for c in cams]
+    normal = [_timed_render(renderer, K, c, clock, masks_only) for c in cams]
     counters["images_rendered" if not masks_only else "mask_renders"] += len(normal)
     qc: QCConfig = _state["qc"]
     framed = []  # views whose normal frame passes QC: only these are rendered anomalous
@@ -100,8 +88,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     anomalous = {}
     if variant is not None and framed:
         renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
-        hull = _hull(variant)
-        anomalous = {j: _timed_render(renderer, K, cams[j], clock, hull) for j in framed}
+        anomalous = {j: _timed_render(renderer, K, cams[j], clock) for j in framed}
     counters["images_rendered"] += len(anomalous)
     mid = material_id(assignment)
     samples = []

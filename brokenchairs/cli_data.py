@@ -48,14 +48,13 @@ def _dataset_options(f):
                      help="Fixed views per variant [default: the paper's Table 1 law: anomaly 1-8, median 4; "
                           "normal 1-12, median 8]."),
         click.option("--resolution", type=int, default=256, show_default=True),
-        click.option("--samples", type=click.IntRange(min=1), default=4, show_default=True, help="Cycles samples per pixel."),
+        click.option("--samples", type=click.IntRange(min=1), default=None,
+                     help="Cycles samples per pixel of the object pass [default: 16; the ground pass: 1/4 "
+                          "resolution, 16 spp]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Queries per shard (expected)."),
         click.option("--twins", is_flag=True, help="Also keep each anomalous view's normal twin (same camera)."),
-        click.option("--render-region", is_flag=True,
-                     help="Render only the object's rectangle at full quality and the ground at 1/4 resolution "
-                          "(~1.4x cheaper; faint seams in the ground can show)."),
         click.option("--split-ratios", default="0.78,0.07,0.15", show_default=True,
                      help="train,val,test shares of the shapes (paper: 138K/13K/26K images)."),
         click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
@@ -112,9 +111,10 @@ def _setup(ctx, opts: dict, write_materials: bool):
     kinds = KINDS if "all" in opts["anomalies"] else tuple(dict.fromkeys(opts["anomalies"]))
     out = Path(opts["out"])
     cfg = GenerateConfig(anomalies=kinds, views_per_variant=opts["views_per_variant"] or 0,
-                         resolution=opts["resolution"], samples=opts["samples"], seed=opts["seed"],
-                         shard_size=opts["shard_size"], twins=bool(opts["twins"]), crop=bool(opts["render_region"]),
-                         split_ratios=_ratios(opts["split_ratios"]))
+                         resolution=opts["resolution"], seed=opts["seed"],
+                         shard_size=opts["shard_size"], twins=bool(opts["twins"]),
+                         split_ratios=_ratios(opts["split_ratios"]),
+                         **({"samples": opts["samples"]} if opts["samples"] else {}))
     cfg.validate()
     refs = (partnet_refs(opts["shapes_dir"]) if opts["shapes_dir"] is not None
             else procedural_refs(opts["num_shapes"] or 8, opts["seed"]))

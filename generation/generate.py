@@ -24,6 +24,7 @@ from brokenchairs.generation.anomalies import ANOMALY_TYPES
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
 from brokenchairs.generation.dataset import claim_section, read_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
+from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
 from brokenchairs.generation.plan import QueryTask, Unit, plan_tasks, plan_units, task_share
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
@@ -38,9 +39,8 @@ class GenerateConfig:
     anomalies: tuple[str, ...] = KINDS
     views_per_variant: int = 0  # 0 = the paper's Table 1 law (plan.VIEW_LAWS)
     resolution: int = 256
-    samples: int = 4
+    samples: int = DEFAULT_SAMPLES  # per pixel of the object pass (the ground pass has its own, GROUND_SAMPLES)
     denoise: bool = True
-    crop: bool = False  # --render-region: the object's rectangle at full quality, the ground at 1/4 resolution
     fov_deg: float = DEFAULT_FOV_DEG
     seed: int = 0
     shard_size: int = 64  # queries per shard (expected)

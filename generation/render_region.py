@@ -1,14 +1,18 @@
-"""Render only what needs full quality: the object's rectangle (pure geometry, no bpy).
+"""Two-pass query rendering, the geometry and pixel side (no bpy).
 
-~90% of a 256x256 query is ground: white with soft shadows that reach the frame edges under
-the big area lights (so rendering "object + shadow" alone saves nothing). The shadows are smooth,
-though, and the ground has no texture. So a query is rendered as
-- the object's rectangle at full quality (``render_region``: the projection of the shape's
-  convex hull plus a margin), via Cycles' render border + crop; Cycles seeds each pixel by its
-  full-frame coordinates, so the object-index and depth passes there are those of a full-frame
-  render (a test compares them), and outside it they are exactly 0;
-- the whole frame at 1/``BACKGROUND_SCALE`` resolution for the ground and its shadows, upsampled
-  bilinearly and feathered into the rectangle's border (``composite_background``).
+~85% of a 256x256 query is ground: white with soft shadows that reach the frame edges under the
+big area lights. The ground has no texture and its shadows are smooth, so a query is rendered as
+- a ground pass: the whole frame at 1/``GROUND_SCALE`` resolution, the chair hidden from the
+  camera (it still casts its shadows), denoised, upsampled in linear light (``upsample_ground``);
+- an object pass: only the object's rectangle (``render_region``: the projection of the shape's
+  convex hull plus a margin) via Cycles' render border + crop, the ground hidden from the camera
+  (it still lights the chair), so rays that miss the chair cost almost nothing. The chair is
+  composited over the ground pass in linear light *before* the denoiser runs, so anti-aliased
+  edges are denoised as they will be seen (denoising a transparent render and compositing it
+  afterwards leaves the alpha's noise at every silhouette pixel);
+- outside the rectangle, the ground pass (``assemble``).
+Cycles seeds each pixel by its full-frame coordinates, so the object-index and depth passes in
+the rectangle are those of a full-frame render (a test compares them), and outside it exactly 0.
 Light presets live here (not in blender_scripts) because geometry needs them too.
 """
 
@@ -19,8 +23,9 @@ from scipy.spatial import ConvexHull, QhullError
 
 from brokenchairs.generation.cameras import project
 
-BACKGROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
-BACKGROUND_SAMPLES = 8
+GROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
+GROUND_SAMPLES = 16
+OBJECT_SAMPLES = 16  # the default of `generate --samples` (perf/bench_render.py measures the trade-off)
 
 # (type, position, power or strength, size: area side in m or sun angle in degrees)
 LIGHT_PRESETS = [
@@ -55,22 +60,32 @@ def render_region(hull: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, res
     return clip(x0), clip(y0), clip(x1), clip(y1)
 
 
-def composite_background(rgb: np.ndarray, region: tuple[int, int, int, int], background_alpha: np.ndarray,
-                         feather: int) -> np.ndarray:
-    """Ground outside ``region`` from a low-resolution shadow-catcher alpha, blended over ``feather``
-    pixels inside the region's inner edges (object pixels sit farther in than the margin)."""
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """uint8 sRGB -> float32 linear light."""
+    c = np.asarray(srgb, np.float32) / 255.0
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """float linear light -> uint8 sRGB (rounded, clipped)."""
+    c = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
+    s = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
+    return np.clip(s * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
+    """The low-resolution ground pass (h, w, 3) uint8 sRGB -> (size, size, 3) float32 linear light,
+    bicubic in linear light (shadows are smooth; interpolating sRGB values would darken them)."""
     from PIL import Image
 
-    H, W = rgb.shape[:2]
-    a = np.asarray(Image.fromarray(background_alpha.astype(np.float32)).resize((W, H), Image.BILINEAR))
-    ground = 255.0 * (1.0 - np.clip(a, 0, 255) / 255.0)
+    lin = srgb_to_linear(ground_srgb[..., :3])
+    chans = [np.asarray(Image.fromarray(lin[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
+    return np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)
+
+
+def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], object_rgb: np.ndarray) -> np.ndarray:
+    """The final uint8 frame: the object pass inside ``region``, the ground pass elsewhere."""
+    out = linear_to_srgb(ground_linear)
     x0, y0, x1, y1 = region
-    ys, xs = np.arange(H)[:, None] + 0.5, np.arange(W)[None, :] + 0.5
-    # distance to the region's nearest edge; frame edges are not seams, so they do not count
-    dx = np.minimum(np.where(x0 > 0, xs - x0, np.inf), np.where(x1 < W, x1 - xs, np.inf))
-    dy = np.minimum(np.where(y0 > 0, ys - y0, np.inf), np.where(y1 < H, y1 - ys, np.inf))
-    inside = np.minimum(dx, dy)
-    inside = np.where((xs >= x0) & (xs < x1) & (ys >= y0) & (ys < y1), inside, 0.0)
-    w = np.clip(inside / max(feather, 1), 0, 1)[..., None]
-    out = w * rgb.astype(np.float32) + (1 - w) * ground[..., None]
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    out[y0:y1, x0:x1] = object_rgb
+    return out

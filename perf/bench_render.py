@@ -1,20 +1,23 @@
 """Render quality and cost of query images: production settings vs the naive default vs a reference.
 
 Usage: python perf/bench_render.py [--procedural 2] [--real 2] [--views 1] [--repeats 3] [--ref-spp 1024]
+                                   [--samples 16] [--threads 1] [--sheet docs/render-quality.png]
 For procedural chairs and real PartNet chairs (../shared/data/partnet-chairs) with assigned
 materials and a light preset, renders the same 256x256 query views with
-  production   the default of `brokenchairs generate`: 4 spp, OIDN prefilter/quality FAST, full
-               frame (also the best flag-only setting),
-  region       `generate --render-region`: the same, but only the object's rectangle at full
-               resolution and the ground from a 1/4-resolution pass,
-  naive        Cycles with default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
-  masks-only   the 1-spp, undenoised pass `generate` uses where only the object index is needed,
-  reference    --ref-spp samples, no denoiser, another seed,
+  production   the default of `brokenchairs generate`: a 1/4-resolution ground pass, then the
+               object's rectangle at --samples spp composited over it in linear light and denoised
+               (OIDN, albedo + normal, prefilter ACCURATE, quality FAST); --samples 8,16,24 sweeps,
+  flag-only    the best single-pass setting of the issue: full frame, 4 spp, Cycles' OIDN with
+               prefilter and quality FAST, composited over white afterwards,
+  naive        Cycles with its default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
+  masks-only   the 1-spp, undenoised object pass `generate` uses where only the object index is needed,
+  reference    --ref-spp samples, one full-frame pass, no denoiser, another seed,
 and prints per setting the median CPU-seconds per image (wall x threads, over --repeats), PSNR
 over the chair's pixels (the reference's object mask) and over the whole image, the naive /
 production cost ratio measured in this run, the share of wall time inside Blender's render
-call, the render region's share of the frame, and the per-variant scene set-up cost.
-Writes docs/render-quality.png (reference | production | region | naive, per chair) with --sheet.
+call, the object rectangle's share of the frame, and the per-variant scene set-up cost.
+The default --threads 1 is how `generate` runs on a 2-core machine (2 workers x 1 thread).
+Writes a side-by-side PNG (reference | production | flag-only | naive, per chair) with --sheet.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from brokenchairs.blender_scripts.query_scene import QueryRenderer
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
 from brokenchairs.generation.materials.assign import assign_materials
 from brokenchairs.generation.materials.library import load_library, synth_library
-from brokenchairs.generation.render_region import hull_points, render_region
+from brokenchairs.generation.render_region import OBJECT_SAMPLES
 from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,20 +50,24 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def configure(r: QueryRenderer, setting: str, ref_spp: int) -> dict:
-    """Scene settings for one named setting; returns render() kwargs."""
+def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict:
     cyc = bpy.context.scene.cycles
-    r.samples, r.denoise = 4, True
-    cyc.denoising_prefilter, cyc.denoising_quality, cyc.seed = "FAST", "FAST", 0
+    cyc.seed = 1 if setting == "reference" else 0
+    if setting.startswith("production"):
+        r.samples = int(setting.split("@")[1])
+        return r.render(K, w2c)
+    if setting == "masks-only":
+        return r.render(K, w2c, masks_only=True)
+    if setting == "flag-only":
+        return r.render_single_pass(K, w2c, 4, ("FAST", "FAST"))
     if setting == "naive":
-        r.samples = 2
-        cyc.denoising_prefilter, cyc.denoising_quality = "ACCURATE", "HIGH"
-    elif setting == "reference":
-        r.samples, r.denoise, cyc.seed = ref_spp, False, 1
-    return {"masks_only": setting == "masks-only"}
+        return r.render_single_pass(K, w2c, 2, ("ACCURATE", "HIGH"))
+    if setting == "reference":
+        return r.render_single_pass(K, w2c, ref_spp)
+    raise ValueError(setting)
 
 
-def timed_render(r: QueryRenderer, K, w2c, region, kwargs) -> tuple[dict, float, float]:
+def timed_render(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> tuple[dict, float, float]:
     calls = [0.0]
     inner = sc.render
 
@@ -72,7 +79,7 @@ def timed_render(r: QueryRenderer, K, w2c, region, kwargs) -> tuple[dict, float,
     sc.render = counting
     try:
         t0 = time.perf_counter()
-        out = r.render(K, w2c, region=region, **kwargs)
+        out = render_setting(r, setting, K, w2c, ref_spp)
         return out, time.perf_counter() - t0, calls[0]
     finally:
         sc.render = inner
@@ -85,8 +92,9 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-spp", type=int, default=1024)
+    ap.add_argument("--samples", default=str(OBJECT_SAMPLES), help="production spp, comma-separated to sweep")
     ap.add_argument("--resolution", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sheet", type=Path, default=None, help="write a side-by-side PNG here")
     args = ap.parse_args()
     res = args.resolution
@@ -96,9 +104,10 @@ def main() -> None:
     library = load_library(lib_dir)
     by_name = {m.name: m for m in library}
     refs = procedural_refs(args.procedural, 0) + (partnet_refs(PARTNET)[: args.real] if args.real else [])
-    r = QueryRenderer(res, 4, "cpu", args.threads, True)
+    r = QueryRenderer(res, OBJECT_SAMPLES, "cpu", args.threads, True)
     K = intrinsics(res)
-    settings = ["production", "region", "naive", "masks-only", "reference"]
+    productions = [f"production@{n}" for n in args.samples.split(",")]
+    settings = productions + ["flag-only", "naive", "masks-only", "reference"]
     rows = {s: {"cpu": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
     setup, region_share, tiles = [], [], []
     for n, ref in enumerate(refs):
@@ -110,17 +119,15 @@ def main() -> None:
         r.set_light(light)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         setup.append(time.perf_counter() - t0)
-        hull = hull_points(np.concatenate([p.mesh.vertices for p in shape.parts()]))
         for _ in range(args.views):
             w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-            region = render_region(hull, K, w2c, res)
-            region_share.append((region[2] - region[0]) * (region[3] - region[1]) / res**2)
+            x0, y0, x1, y1 = r.region(K, w2c)
+            region_share.append((x1 - x0) * (y1 - y0) / res**2)
             imgs = {}
             for s in settings:
-                kwargs = configure(r, s, args.ref_spp)
                 reps = 1 if s == "reference" else args.repeats
                 for _ in range(reps):
-                    out, wall, inside = timed_render(r, K, w2c, region if s in ("region", "masks-only") else None, kwargs)
+                    out, wall, inside = timed_render(r, s, K, w2c, args.ref_spp)
                     rows[s]["cpu"].append(wall * args.threads)
                     rows[s]["share"].append(inside / wall)
                 imgs[s] = out
@@ -129,20 +136,23 @@ def main() -> None:
                 rows[s]["psnr_obj"].append(psnr(imgs[s]["rgb"], ref_img, obj))
                 rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
             tiles.append((ref.shape_id, imgs))
-            print(f"  {ref.shape_id}: region {region_share[-1]:.0%} of the frame; chair PSNR "
-                  + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in settings if s != "reference"), flush=True)
+            print(f"  {ref.shape_id}: rectangle {region_share[-1]:.0%} of the frame; chair PSNR "
+                  + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in settings if s not in ("reference", "masks-only")),
+                  flush=True)
         r.clear()
     med = lambda v: statistics.median(v)  # noqa: E731
     print(f"\n{len(refs)} chairs ({args.procedural} procedural, {args.real} real) x {args.views} views, {res}x{res}, "
-          f"{args.threads} threads, medians of {args.repeats} repetitions (reference: 1)")
-    print(f"{'setting':12s} {'CPU-s/image':>11s} {'PSNR chair':>10s} {'PSNR whole':>10s} {'in render call':>14s}")
+          f"{args.threads} thread(s), medians of {args.repeats} repetitions (reference: 1, {args.ref_spp} spp)")
+    print(f"{'setting':14s} {'CPU-s/image':>11s} {'PSNR chair':>10s} {'PSNR whole':>10s} {'in render call':>14s}")
     for s in settings:
         v = rows[s]
-        print(f"{s:12s} {med(v['cpu']):11.3f} {med(v['psnr_obj']) if s != 'reference' else float('nan'):10.1f} "
-              f"{med(v['psnr_all']) if s != 'reference' else float('nan'):10.1f} {med(v['share']):14.0%}")
-    print(f"naive / production cost ratio (same run): {med(rows['naive']['cpu']) / med(rows['production']['cpu']):.1f}x; "
-          f"production / region: {med(rows['production']['cpu']) / med(rows['region']['cpu']):.2f}x")
-    print(f"render region: median {med(region_share):.0%} of the frame; scene set-up per variant "
+        scored = s not in ("reference", "masks-only")
+        print(f"{s:14s} {med(v['cpu']):11.3f} {med(v['psnr_obj']) if scored else float('nan'):10.1f} "
+              f"{med(v['psnr_all']) if scored else float('nan'):10.1f} {med(v['share']):14.0%}")
+    main_setting = f"production@{OBJECT_SAMPLES}" if f"production@{OBJECT_SAMPLES}" in rows else productions[0]
+    print(f"naive / {main_setting} cost ratio (same run): {med(rows['naive']['cpu']) / med(rows[main_setting]['cpu']):.2f}x; "
+          f"flag-only / {main_setting}: {med(rows['flag-only']['cpu']) / med(rows[main_setting]['cpu']):.2f}x")
+    print(f"object rectangle: median {med(region_share):.0%} of the frame; scene set-up per variant "
           f"(parts, UVs, materials, light): median {med(setup):.2f} s wall")
     if args.sheet:
         from PIL import Image, ImageDraw
@@ -151,9 +161,9 @@ def main() -> None:
 
         out_tiles = []
         for sid, imgs in tiles:
-            for s in ("reference", "production", "region", "naive"):
+            for s in ("reference", main_setting, "flag-only", "naive"):
                 im = Image.fromarray(imgs[s]["rgb"])
-                ImageDraw.Draw(im).text((4, 4), f"{s}", fill=(0, 0, 160))
+                ImageDraw.Draw(im).text((4, 4), s, fill=(0, 0, 160))
                 out_tiles.append(im)
         save_grid(out_tiles, args.sheet, columns=4)
         print(f"wrote {args.sheet}")
