@@ -18,7 +18,7 @@ WHITE = (1.0, 1.0, 1.0, 1.0)
 
 
 class QueryCompositor:
-    def __init__(self, tree: bpy.types.NodeTree, layers: bpy.types.Node, prefilter: str = "ACCURATE",
+    def __init__(self, tree: bpy.types.NodeTree, layers: bpy.types.Node, prefilter: str = "FAST",
                  quality: str = "FAST"):
         bpy.context.scene.view_layers[0].cycles.denoising_store_passes = True  # albedo + normal guides
         self.tree = tree

@@ -22,14 +22,14 @@ from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.blender_scripts.query_compositor import QueryCompositor
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, assemble, hull_points,
-                                                   render_region, upsample_ground)
+from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
+                                                   hull_points, render_region, upsample_ground)
 from brokenchairs.generation.shape import Part
 
 UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
 
 class QueryRenderer:
-    def __init__(self, resolution: int, samples: int = 16, device: str = "cpu", threads: int | None = None,
+    def __init__(self, resolution: int, samples: int = OBJECT_SAMPLES, device: str = "cpu", threads: int | None = None,
                  denoise: bool = True, ground_samples: int = GROUND_SAMPLES):
         self.resolution = resolution
         sc.init_blender(threads)

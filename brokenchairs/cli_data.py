@@ -49,8 +49,8 @@ def _dataset_options(f):
                           "normal 1-12, median 8]."),
         click.option("--resolution", type=int, default=256, show_default=True),
         click.option("--samples", type=click.IntRange(min=1), default=None,
-                     help="Cycles samples per pixel of the object pass [default: 16; the ground pass: 1/4 "
-                          "resolution, 16 spp]."),
+                     help="Cycles samples per pixel of the object pass [default: 24; the ground pass: 1/4 "
+                          "resolution, 8 spp]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Queries per shard (expected)."),

@@ -26,8 +26,12 @@ from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
 
 # Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8.
 VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean, sd, min, max)
-# CPU-seconds per 256x256 render at 4 spp on this machine kind (README "generate"); scaled by pixels x samples.
-CPU_SECONDS_PER_RENDER_256_4SPP = 1.28
+# CPU-seconds per 256x256 query render on this machine kind (perf/bench_render.py, 1 thread): the
+# ground pass and fixed costs, plus the object pass per sample; a masks-only render; scene set-up
+# per variant. Scaled by pixels.
+RENDER_CPU_S_256 = (0.25, 0.021)  # (fixed, per spp)
+MASKS_ONLY_CPU_S_256 = 0.07
+SETUP_CPU_S_PER_VARIANT = 0.16
 VIEW_SHAPE_CPU_SECONDS_256 = 2.2
 
 
@@ -90,8 +94,12 @@ def task_share(tasks: list, num_shards: int = 1, shard_index: int = 0) -> list:
     return tasks[shard_index::num_shards]
 
 
-def render_seconds(resolution: int, samples: int) -> float:
-    return CPU_SECONDS_PER_RENDER_256_4SPP * (resolution / 256) ** 2 * (0.3 + 0.7 * samples / 4)
+def render_seconds(resolution: int, samples: int, masks_only: bool = False) -> float:
+    pixels = (resolution / 256) ** 2
+    if masks_only:
+        return MASKS_ONLY_CPU_S_256 * pixels
+    fixed, per_sample = RENDER_CPU_S_256
+    return (fixed + per_sample * samples) * pixels
 
 
 @dataclass
@@ -124,7 +132,11 @@ def summarize(refs: list[ShapeRef], units: list[Unit], tasks: list[QueryTask], r
     for u in units:
         views.setdefault(u.kind, []).append(u.views)
     renders = sum(u.views * (1 if u.kind == "normal" else 2) for u in units)
-    cpu = renders * render_seconds(resolution, samples)
+    # an anomaly's normal views are masks-only renders unless twins are kept
+    masks_only = 0 if twins else sum(u.views for u in units if u.kind != "normal")
+    cpu = (renders - masks_only) * render_seconds(resolution, samples) + masks_only * render_seconds(
+        resolution, samples, masks_only=True)
+    cpu += sum(1 if u.kind == "normal" else 2 for u in units) * SETUP_CPU_S_PER_VARIANT
     cpu += len(refs) * (VIEW_SHAPE_CPU_SECONDS_256 * (resolution / 256) ** 2 * views_per_shape / 20 if views_per_shape else 0)
     return PlanSummary(len(refs), {k: len(v) for k, v in parts.items()}, Counter(u.kind for u in units), views,
                        sum(expected_queries(u, twins) for u in units), renders, len(tasks), cpu)
