@@ -74,13 +74,15 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
 
 
 def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
-    """The low-resolution ground pass (h, w, 3) uint8 sRGB -> (size, size, 3) float32 linear light,
+    """The low-resolution ground pass (h, w, 3) uint8 sRGB -> (size, size, 3) float32 linear grey,
     bicubic in linear light (shadows are smooth; interpolating sRGB values would darken them)."""
     from PIL import Image
 
-    lin = srgb_to_linear(ground_srgb[..., :3])
-    chans = [np.asarray(Image.fromarray(lin[..., c]).resize((size, size), Image.BICUBIC)) for c in range(3)]
-    return np.clip(np.stack(chans, -1), 0.0, 1.0).astype(np.float32)
+    # white lights over a white ground: the ground is grey; averaging the channels also removes the
+    # faint colour casts the denoiser leaves in the small image's corners
+    lin = srgb_to_linear(ground_srgb[..., :3]).mean(-1)
+    grey = np.clip(np.asarray(Image.fromarray(lin).resize((size, size), Image.BICUBIC)), 0.0, 1.0)
+    return np.repeat(grey[..., None], 3, -1).astype(np.float32)
 
 
 def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], object_rgb: np.ndarray) -> np.ndarray:

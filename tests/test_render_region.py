@@ -94,12 +94,15 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
 
 @pytest.mark.blender
 def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
-    """Against a 256-spp reference, the production path at 8 spp is closer on the chair's pixels
-    (silhouettes included) than Cycles' denoiser on a transparent 8-spp frame composited afterwards."""
+    """Against a 256-spp reference, the production path at 16 spp is closer on the chair's
+    silhouette pixels than Cycles' denoiser on a transparent 16-spp frame composited afterwards
+    (which leaves the alpha's noise there), and no worse on the chair overall."""
+    from scipy.ndimage import binary_erosion
+
     from brokenchairs.generation.materials.assign import assign_materials
 
-    res = 96
-    r, library, by_name = _scene(tmp_path, res, 8)
+    res = 128
+    r, library, by_name = _scene(tmp_path, res, 16)
     rng = np.random.default_rng(1)
     K = intrinsics(res)
     gains = []
@@ -115,8 +118,9 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
         truth = r.render_single_pass(K, w2c, 256)
         bpy.context.scene.cycles.seed = 0
         obj = truth["index"] > 0
+        edge = obj & ~binary_erosion(obj)
         two = r.render(K, w2c)
-        single = r.render_single_pass(K, w2c, 8, ("FAST", "FAST"))
-        gains.append(_psnr(two["rgb"], truth["rgb"], obj) - _psnr(single["rgb"], truth["rgb"], obj))
+        single = r.render_single_pass(K, w2c, 16, ("FAST", "FAST"))
+        gains.append([_psnr(two["rgb"], truth["rgb"], m) - _psnr(single["rgb"], truth["rgb"], m) for m in (edge, obj)])
         r.clear()
-    assert min(gains) > 1.0, gains
+    assert all(edge_gain > 0.75 and all_gain > 0.0 for edge_gain, all_gain in gains), gains
