@@ -29,8 +29,8 @@ VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean,
 # CPU-seconds per 256x256 query render on this machine kind (perf/bench_render.py, 1 thread): the
 # ground pass and fixed costs, plus the object pass per sample; a masks-only render; scene set-up
 # per variant. Scaled by pixels.
-RENDER_CPU_S_256 = (0.25, 0.021)  # (fixed, per spp)
-MASKS_ONLY_CPU_S_256 = 0.07
+RENDER_CPU_S_256 = (0.22, 0.025)  # (fixed, per spp): 16 spp 0.63, 24 spp 0.80, 32 spp 1.03
+MASKS_ONLY_CPU_S_256 = 0.05
 SETUP_CPU_S_PER_VARIANT = 0.16
 VIEW_SHAPE_CPU_SECONDS_256 = 2.2
 
