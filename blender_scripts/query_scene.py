@@ -166,7 +166,7 @@ class QueryRenderer:
             small = r // GROUND_SCALE
             scale = np.array([[1 / GROUND_SCALE] * 3] * 2 + [[0, 0, 1]])
             ground_rgb, _ = self._pass(K * scale, world_to_cam, small, (0, 0, small, small), objects=False,
-                                       samples=self.ground_samples, denoise=self.denoise)
+                                       samples=self.ground_samples, denoise=self.denoise, read_passes=False)
             ground = upsample_ground(ground_rgb, r)
         x0, y0, x1, y1 = region
         rgb, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1 if masks_only else self.samples,
@@ -184,27 +184,35 @@ class QueryRenderer:
         return {"rgb": full, "index": index, "depth": depth}
 
     def render_single_pass(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int,
-                           cycles_denoiser: tuple[str, str] | None = None) -> dict[str, np.ndarray]:
+                           cycles_denoiser: tuple[str, str] | None = None, seed: int = 0,
+                           threads: int | None = None) -> dict[str, np.ndarray]:
         """The textbook render, for comparisons: one full frame, chair and ground seen together,
-        Cycles' own denoiser (prefilter, quality) on the transparent render or none, then over white."""
+        Cycles' own denoiser (prefilter, quality) on the transparent render or none, then over white.
+        ``seed``: Cycles' sampling seed (production uses 0); ``threads``: for this render only."""
         r = self.resolution
-        cyc = bpy.context.scene.cycles
+        scene = bpy.context.scene
+        cyc = scene.cycles
+        saved_threads = scene.render.threads
         cyc.use_denoising = cycles_denoiser is not None
         if cycles_denoiser is not None:
             cyc.denoiser, cyc.denoising_input_passes = "OPENIMAGEDENOISE", "RGB_ALBEDO_NORMAL"
             cyc.denoising_prefilter, cyc.denoising_quality = cycles_denoiser
+        cyc.seed = seed
+        if threads:
+            scene.render.threads = threads
         try:
             rgb, passes = self._pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
                                      ground_visible=True)
         finally:
-            cyc.use_denoising = False
+            cyc.use_denoising, cyc.seed, scene.render.threads = False, 0, saved_threads
         index = np.rint(passes["index"]).astype(np.int32)
         depth = clean_depth(passes["depth"])
         depth[index == 0] = 0.0  # the shadow-catcher ground is background
         return {"rgb": rgb, "index": index, "depth": depth}
 
     def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
-              background: np.ndarray | None = None, ground_visible: bool | None = None) -> tuple[np.ndarray, dict]:
+              background: np.ndarray | None = None, ground_visible: bool | None = None,
+              read_passes: bool = True) -> tuple[np.ndarray, dict]:
         """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop, passes crop).
         ``objects``: the chair is seen by the camera (else only its shadows on the ground); the
         ground is seen by the camera only when the chair is not, unless ``ground_visible``."""
@@ -214,12 +222,6 @@ class QueryRenderer:
         bpy.context.scene.cycles.samples = samples
         self.compositor.set_denoise(denoise)
         self.compositor.set_background(background)
-        rgba, passes = self._render_rect(K, world_to_cam, size, region)
-        return rgba[..., :3], passes
-
-    def _render_rect(self, K, world_to_cam, size: int, region) -> tuple[np.ndarray, dict]:
-        """Render ``region`` of a size x size frame: (RGBA crop, passes crop)."""
-        sc.set_resolution(size, size)
         sc.set_camera(K, world_to_cam, size, size)
         x0, y0, x1, y1 = region
         rd = bpy.context.scene.render
@@ -230,10 +232,9 @@ class QueryRenderer:
             rd.border_min_x, rd.border_max_x = (x0 + 1e-3) / size, (x1 + 1e-3) / size
             rd.border_min_y, rd.border_max_y = (size - y1 + 1e-3) / size, (size - y0 + 1e-3) / size
         rgba = sc.render_rgba()
-        passes = self.passes.read()
         if rgba.shape[:2] != (y1 - y0, x1 - x0):
             raise RuntimeError(f"render border gave {rgba.shape[:2]}, expected {(y1 - y0, x1 - x0)}")
-        return rgba, passes
+        return rgba[..., :3], self.passes.read() if read_passes else {}
 
 
 def _track_euler(direction: np.ndarray):

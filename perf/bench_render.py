@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
-import bpy
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.query_scene import QueryRenderer
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
@@ -51,8 +50,6 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
 
 
 def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict:
-    cyc = bpy.context.scene.cycles
-    cyc.seed = 1 if setting == "reference" else 0
     if setting.startswith("production"):
         r.samples = int(setting.split("@")[1])
         return r.render(K, w2c)
@@ -62,14 +59,8 @@ def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict
         return r.render_single_pass(K, w2c, 4, ("FAST", "FAST"))
     if setting == "naive":
         return r.render_single_pass(K, w2c, 2, ("ACCURATE", "HIGH"))
-    if setting == "reference":  # its cost is not the point: all cores
-        rd = bpy.context.scene.render
-        threads = rd.threads
-        rd.threads = os.cpu_count() or 1
-        try:
-            return r.render_single_pass(K, w2c, ref_spp)
-        finally:
-            rd.threads = threads
+    if setting == "reference":  # another seed; its cost is not the point: all cores
+        return r.render_single_pass(K, w2c, ref_spp, seed=1, threads=os.cpu_count())
     raise ValueError(setting)
 
 

@@ -112,11 +112,7 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
         r.set_light(0)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-        import bpy
-
-        bpy.context.scene.cycles.seed = 1
-        truth = r.render_single_pass(K, w2c, 256)
-        bpy.context.scene.cycles.seed = 0
+        truth = r.render_single_pass(K, w2c, 256, seed=1)
         obj = truth["index"] > 0
         edge = obj & ~binary_erosion(obj)
         two = r.render(K, w2c)
