@@ -114,9 +114,7 @@ class QueryRenderer:
         for node_id, part in wanted.items():
             if node_id in self._objects:
                 continue
-            obj = sc.mesh_object(part.name, part.mesh.vertices, part.mesh.faces)
-            if not part.mesh.is_watertight:
-                sc.orient_faces(obj)
+            obj = sc.part_object(part)
             obj.pass_index = index_of[node_id]
             self._mesh_of[node_id] = part.mesh
             obj["label"] = part.label

@@ -1,12 +1,13 @@
 """Worker-process side of ``generate``: one warm Cycles scene, many work units per shard.
 
-Per unit: make the anomaly (pure Python), assign materials and a light, draw the views; render
-the normal shape from every view (its object-index pass gives ``mask_old``; for an anomaly
-without ``twins`` that render is masks-only: 1 sample, no denoiser), drop views whose frame fails
-QC, replace only the changed part, render the anomalous shape from the remaining cameras
-(``mask_new``), then keep the views that pass visibility and quality control. Every render is a
-1/4-resolution ground pass plus the object's rectangle composited over it (``query_scene``). With
-``twins`` an anomalous view is stored with its normal twin (same camera, materials and light).
+Per unit: make the anomaly (pure Python), assign materials and a light, draw the views. All
+quality control runs on masks-only renders (1 sample, no denoiser: the object-index pass is
+written from the first sample, so its masks are those of the full render): the normal shape from
+every view (``mask_old``, frame check), then -- after replacing only the changed part -- the
+anomalous shape from the views that passed (visibility checks). Full-quality renders (a
+1/4-resolution ground pass plus the object's rectangle composited over it, ``query_scene``) are
+spent only on the views that are kept: the anomalous image, and the normal image for normal
+units or, with ``twins``, the anomalous view's normal twin (same camera, materials and light).
 """
 
 from __future__ import annotations
@@ -73,27 +74,48 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     cams = [camera_for(v, target) for v in views]
     renderer.set_light(light_id)
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
-    # an anomaly's normal render only supplies mask_old and the frame check, unless twins are kept
-    masks_only = variant is not None and not cfg.twins
-    normal = [_timed_render(renderer, K, c, clock, masks_only) for c in cams]
-    counters["images_rendered" if not masks_only else "mask_renders"] += len(normal)
     qc: QCConfig = _state["qc"]
-    framed = []  # views whose normal frame passes QC: only these are rendered anomalous
-    for j, n in enumerate(normal):
+    k = index_of[record.part_id] if record is not None else 0
+    # Quality control needs only the object-index pass, which Cycles writes from the first sample:
+    # a 1-spp masks-only render has exactly the masks of the full render. So every check runs on
+    # masks-only renders first and full-quality renders are spent only on views that will be kept.
+    normal_masks = [_timed_render(renderer, K, c, clock, masks_only=True) for c in cams]
+    counters["mask_renders"] += len(cams)
+    keep = []
+    for j, n in enumerate(normal_masks):
         reason = frame_rejection(n["rgb"], n["index"] > 0, qc)
         if reason:
             counters[f"rejected:{reason}"] += 1
         else:
-            framed.append(j)
+            keep.append(j)
     anomalous = {}
-    if variant is not None and framed:
+    if variant is not None and keep:
         renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
-        anomalous = {j: _timed_render(renderer, K, cams[j], clock) for j in framed}
-    counters["images_rendered"] += len(anomalous)
+        passed = []
+        for j in keep:
+            a = _timed_render(renderer, K, cams[j], clock, masks_only=True)
+            a_obj = a["index"] > 0
+            reason = (frame_rejection(a["rgb"], a_obj, qc)
+                      or anomaly_rejection(a["index"] == k, normal_masks[j]["index"] == k, a_obj, unit.kind, qc))
+            if reason:
+                counters[f"rejected:{reason}"] += 1
+            else:
+                passed.append(j)
+        counters["mask_renders"] += len(keep)
+        keep = passed
+        anomalous = {j: _timed_render(renderer, K, cams[j], clock) for j in keep}
+        counters["images_rendered"] += len(anomalous)
+    normal = normal_masks
+    if keep and (variant is None or cfg.twins):
+        if variant is not None:
+            renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
+        full = {j: _timed_render(renderer, K, cams[j], clock) for j in keep}
+        counters["images_rendered"] += len(full)
+        normal = [full.get(j, n) for j, n in enumerate(normal_masks)]
     mid = material_id(assignment)
     samples = []
     empty = np.zeros((cfg.resolution, cfg.resolution), bool)
-    for j in framed:
+    for j in keep:
         view, cam, n = views[j], cams[j], normal[j]
         n_obj = n["index"] > 0
         base = dict(shape_id=shape.shape_id, unit_id=unit.unit_id, K=K, world_to_cam=cam, azimuth=view.azimuth,
@@ -106,12 +128,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
             continue
         a = anomalous[j]
         a_obj = a["index"] > 0
-        k = index_of[record.part_id]
         mask_new, mask_old = a["index"] == k, n["index"] == k
-        reason = frame_rejection(a["rgb"], a_obj, qc) or anomaly_rejection(mask_new, mask_old, a_obj, unit.kind, qc)
-        if reason:
-            counters[f"rejected:{reason}"] += 1
-            continue
         sample = QuerySample(sample_id=f"{unit.unit_id}/v{j}", anomaly_type=unit.kind, part_path=record.part_path,
                              image=a["rgb"], object_mask=a_obj, mask_new=mask_new, mask_old=mask_old,
                              bbox=bbox_of(mask_new | mask_old), depth=a["depth"], record=record.to_json(), **base)

@@ -18,7 +18,7 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from brokenchairs.generation.shape import Part
+from brokenchairs.generation.shape import Part, single_sided_faces
 
 _CV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
 SENSOR_WIDTH_MM = 36.0
@@ -84,13 +84,21 @@ def orient_faces(obj: bpy.types.Object) -> None:
     bm.free()
 
 
+def part_object(part: Part, fix_normals: bool = True) -> bpy.types.Object:
+    """The Blender object of one part: one copy of each double-sided triangle
+    (``single_sided_faces``), faces oriented outward when the mesh is not watertight."""
+    mesh = part.mesh
+    obj = mesh_object(part.name, mesh.vertices, single_sided_faces(mesh.vertices, mesh.faces))
+    if fix_normals and not mesh.is_watertight:
+        orient_faces(obj)
+    return obj
+
+
 def add_part_objects(parts: Sequence[Part], fix_normals: bool = True) -> list[bpy.types.Object]:
     """One object per part, named ``<node id>_<label>``, with pass_index = position + 1."""
     objs = []
     for i, part in enumerate(parts):
-        obj = mesh_object(part.name, part.mesh.vertices, part.mesh.faces)
-        if fix_normals and not part.mesh.is_watertight:
-            orient_faces(obj)
+        obj = part_object(part, fix_normals)
         obj.pass_index = i + 1
         obj["part_path"] = part.path_str
         objs.append(obj)

@@ -76,7 +76,7 @@ class GenerateStats:
     worker_seconds: float = 0.0
     write_seconds: float = 0.0
     images_rendered: int = 0  # full-quality renders
-    mask_renders: int = 0  # 1-spp index-only renders (an anomaly's normal view when twins are off)
+    mask_renders: int = 0  # 1-spp masks-only renders that quality control runs on
 
 
 def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:

@@ -109,7 +109,8 @@ class PlanSummary:
     units: Counter
     views: dict[str, list[int]]
     expected_queries: int
-    renders: int
+    renders: int  # full-quality renders, at most (QC runs first, on masks-only renders)
+    mask_renders: int
     shards: int
     cpu_seconds: float
 
@@ -117,9 +118,10 @@ class PlanSummary:
         out = [f"shapes: {self.shapes} (train {self.splits['train']}, val {self.splits['val']}, test {self.splits['test']})"]
         for kind, views in self.views.items():
             out.append(f"  {kind:9s} units {self.units[kind]:6d}  views/unit [min {min(views)}, max {max(views)}, "
-                       f"median {statistics.median(views):g}]  renders {sum(views) * (1 if kind == 'normal' else 2)}")
+                       f"median {statistics.median(views):g}]")
         hours = self.cpu_seconds / 3600
-        out.append(f"expected queries <= {self.expected_queries} in {self.shards} shards; {self.renders} renders")
+        out.append(f"expected queries <= {self.expected_queries} in {self.shards} shards; at most {self.renders} full-quality renders "
+                   f"+ {self.mask_renders} masks-only renders for quality control")
         out.append(f"estimate: {hours:.2f} CPU-hours = {self.cpu_seconds / max(workers, 1) / 60:.1f} min wall "
                    f"on {workers} cores (CPU; measured rates, before QC rejections)")
         return out
@@ -131,12 +133,12 @@ def summarize(refs: list[ShapeRef], units: list[Unit], tasks: list[QueryTask], r
     views: dict[str, list[int]] = {}
     for u in units:
         views.setdefault(u.kind, []).append(u.views)
-    renders = sum(u.views * (1 if u.kind == "normal" else 2) for u in units)
-    # an anomaly's normal views are masks-only renders unless twins are kept
-    masks_only = 0 if twins else sum(u.views for u in units if u.kind != "normal")
-    cpu = (renders - masks_only) * render_seconds(resolution, samples) + masks_only * render_seconds(
-        resolution, samples, masks_only=True)
+    # QC runs on masks-only renders of every normal view and of every anomalous view; full-quality
+    # renders only for kept views: one per view (normal unit or anomaly), two for an anomaly with twins
+    masks = sum(u.views * (1 if u.kind == "normal" else 2) for u in units)
+    renders = sum(u.views * (2 if twins and u.kind != "normal" else 1) for u in units)
+    cpu = renders * render_seconds(resolution, samples) + masks * render_seconds(resolution, samples, masks_only=True)
     cpu += sum(1 if u.kind == "normal" else 2 for u in units) * SETUP_CPU_S_PER_VARIANT
     cpu += len(refs) * (VIEW_SHAPE_CPU_SECONDS_256 * (resolution / 256) ** 2 * views_per_shape / 20 if views_per_shape else 0)
     return PlanSummary(len(refs), {k: len(v) for k, v in parts.items()}, Counter(u.kind for u in units), views,
-                       sum(expected_queries(u, twins) for u in units), renders, len(tasks), cpu)
+                       sum(expected_queries(u, twins) for u in units), renders, masks, len(tasks), cpu)

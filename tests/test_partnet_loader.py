@@ -148,3 +148,28 @@ def test_obj_reader_handles_polygons_and_slashes(tmp_path):
     v, faces = read_obj(f)
     assert v.shape == (4, 3)
     assert faces.tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 2]]
+
+
+def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle(partnet_dir):
+    from brokenchairs.generation.shape import single_sided_faces
+
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(30, 3))
+    f = np.array([rng.choice(30, 3, replace=False) for _ in range(40)])
+    np.testing.assert_array_equal(single_sided_faces(v, f), f)  # nothing doubled: untouched, order kept
+    doubled = np.concatenate([f, f[:, ::-1], np.roll(f, 1, axis=1)])  # reversed and rotated copies
+    np.testing.assert_array_equal(single_sided_faces(v, doubled), f)
+    # a copy over duplicated vertices (the same points, other indices) is a copy too
+    v2 = np.concatenate([v, v])
+    np.testing.assert_array_equal(single_sided_faces(v2, np.concatenate([f, f[:, ::-1] + 30])), f)
+
+    def point_sets(verts, faces):
+        return {frozenset(map(tuple, np.round(verts[t], 6))) for t in faces}
+
+    halved = 0
+    for part in load_shape(partnet_dir / "2323").parts():  # a ShapeNet-derived, fully double-sided chair
+        kept = single_sided_faces(part.mesh.vertices, part.mesh.faces)
+        assert point_sets(part.mesh.vertices, kept) == point_sets(part.mesh.vertices, part.mesh.faces)
+        assert len(point_sets(part.mesh.vertices, kept)) == len(kept)  # no triangle twice
+        halved += 2 * len(kept) <= len(part.mesh.faces) + 1
+    assert halved == len(load_shape(partnet_dir / "2323").parts())
