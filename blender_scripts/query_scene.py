@@ -59,6 +59,8 @@ class QueryRenderer:
         self._mesh_of: dict[int, object] = {}  # node id -> the trimesh it was built from
         self._lights: list[bpy.types.Object] = []
         self._groups = label_groups()
+        self._unshaded = _black_emission()  # the material of masks-only renders
+
 
     # --- scene ------------------------------------------------------------------------------
     def _ground(self) -> None:
@@ -154,8 +156,10 @@ class QueryRenderer:
         """RGB (uint8), object index and depth of one full view, in two passes (module docstring).
 
         Index and depth come from the object pass and are exact (every object pixel lies inside
-        the rectangle). ``masks_only``: the object pass alone at 1 sample, no denoiser, no ground
-        -- for renders whose RGB is thrown away.
+        the rectangle). ``masks_only``: the object pass alone at 1 sample, no denoiser, no ground,
+        every object in one black emission material (no textures, no light sampling, no bounces:
+        ~2.5x cheaper; Cycles writes index and depth from the first camera hit whatever the
+        material) -- for renders whose RGB is thrown away; ``rgb`` is then black on white.
         """
         r = self.resolution
         region = self.region(K, world_to_cam)
@@ -168,7 +172,7 @@ class QueryRenderer:
             ground = upsample_ground(ground_rgb, r)
         x0, y0, x1, y1 = region
         rgb, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1 if masks_only else self.samples,
-                                 denoise=self.denoise and not masks_only,
+                                 denoise=self.denoise and not masks_only, shaded=not masks_only,
                                  background=None if ground is None else ground[y0:y1, x0:x1])
         index = np.zeros((r, r), np.int32)
         depth = np.zeros((r, r), np.float32)
@@ -210,10 +214,12 @@ class QueryRenderer:
 
     def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
               background: np.ndarray | None = None, ground_visible: bool | None = None,
-              read_passes: bool = True) -> tuple[np.ndarray, dict]:
+              read_passes: bool = True, shaded: bool = True) -> tuple[np.ndarray, dict]:
         """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop, passes crop).
         ``objects``: the chair is seen by the camera (else only its shadows on the ground); the
-        ground is seen by the camera only when the chair is not, unless ``ground_visible``."""
+        ground is seen by the camera only when the chair is not, unless ``ground_visible``;
+        ``shaded=False``: every object in the black emission material (masks-only renders)."""
+        bpy.context.scene.view_layers[0].material_override = None if shaded else self._unshaded
         for obj in self._objects.values():
             obj.visible_camera = objects
         self.ground.visible_camera = (not objects) if ground_visible is None else ground_visible
@@ -233,6 +239,21 @@ class QueryRenderer:
         if rgba.shape[:2] != (y1 - y0, x1 - x0):
             raise RuntimeError(f"render border gave {rgba.shape[:2]}, expected {(y1 - y0, x1 - x0)}")
         return rgba[..., :3], self.passes.read() if read_passes else {}
+
+
+def _black_emission() -> bpy.types.Material:
+    mat = bpy.data.materials.new("brokenchairs_unshaded")
+    if mat.node_tree is None:  # Blender 5 gives node trees by default (use_nodes is deprecated)
+        mat.use_nodes = True
+    nt = mat.node_tree
+    for node in list(nt.nodes):
+        if node.type != "OUTPUT_MATERIAL":
+            nt.nodes.remove(node)
+    out = next(n for n in nt.nodes if n.type == "OUTPUT_MATERIAL")
+    emission = nt.nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 0.0
+    nt.links.new(emission.outputs["Emission"], out.inputs["Surface"])
+    return mat
 
 
 def _track_euler(direction: np.ndarray):

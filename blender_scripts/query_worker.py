@@ -1,13 +1,14 @@
 """Worker-process side of ``generate``: one warm Cycles scene, many work units per shard.
 
-Per unit: make the anomaly (pure Python), assign materials and a light, draw the views. All
-quality control runs on masks-only renders (1 sample, no denoiser: the object-index pass is
-written from the first sample, so its masks are those of the full render): the normal shape from
-every view (``mask_old``, frame check), then -- after replacing only the changed part -- the
-anomalous shape from the views that passed (visibility checks). Full-quality renders (a
-1/4-resolution ground pass plus the object's rectangle composited over it, ``query_scene``) are
-spent only on the views that are kept: the anomalous image, and the normal image for normal
-units or, with ``twins``, the anomalous view's normal twin (same camera, materials and light).
+Per unit: make the anomaly (pure Python), assign materials and a light, draw the views. An
+anomaly's views are checked on masks-only renders (1 sample, one unshaded material: the
+object-index pass is written from the first camera hit, so its masks are those of the full
+render): the normal shape from every view (``mask_old``, frame check), then -- after replacing only
+the changed part -- the anomalous shape from the views that passed (visibility checks).
+Full-quality renders (a 1/4-resolution ground pass plus the object's rectangle composited over
+it, ``query_scene``) are spent only on kept views: the anomalous image and, with ``twins``, its
+normal twin (same camera, materials and light). A normal unit renders at full quality at once
+and checks the frame on that render.
 """
 
 from __future__ import annotations
@@ -76,13 +77,15 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
     qc: QCConfig = _state["qc"]
     k = index_of[record.part_id] if record is not None else 0
-    # Quality control needs only the object-index pass, which Cycles writes from the first sample:
-    # a 1-spp masks-only render has exactly the masks of the full render. So every check runs on
-    # masks-only renders first and full-quality renders are spent only on views that will be kept.
-    normal_masks = [_timed_render(renderer, K, c, clock, masks_only=True) for c in cams]
-    counters["mask_renders"] += len(cams)
+    # Quality control needs only the object-index pass, which Cycles writes from the first camera
+    # hit: a masks-only render has exactly the masks of the full render. An anomaly's views are
+    # checked on masks-only renders first, so full-quality renders are spent only on kept views.
+    # (A normal unit renders at full quality at once: its only check, the frame, almost never fails.)
+    masks_only = variant is not None
+    normal = [_timed_render(renderer, K, c, clock, masks_only) for c in cams]
+    counters["mask_renders" if masks_only else "images_rendered"] += len(cams)
     keep = []
-    for j, n in enumerate(normal_masks):
+    for j, n in enumerate(normal):
         reason = frame_rejection(n["rgb"], n["index"] > 0, qc)
         if reason:
             counters[f"rejected:{reason}"] += 1
@@ -96,7 +99,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
             a = _timed_render(renderer, K, cams[j], clock, masks_only=True)
             a_obj = a["index"] > 0
             reason = (frame_rejection(a["rgb"], a_obj, qc)
-                      or anomaly_rejection(a["index"] == k, normal_masks[j]["index"] == k, a_obj, unit.kind, qc))
+                      or anomaly_rejection(a["index"] == k, normal[j]["index"] == k, a_obj, unit.kind, qc))
             if reason:
                 counters[f"rejected:{reason}"] += 1
             else:
@@ -105,13 +108,11 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         keep = passed
         anomalous = {j: _timed_render(renderer, K, cams[j], clock) for j in keep}
         counters["images_rendered"] += len(anomalous)
-    normal = normal_masks
-    if keep and (variant is None or cfg.twins):
-        if variant is not None:
+        if keep and cfg.twins:  # the twins: the normal shape again, at full quality
             renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
-        full = {j: _timed_render(renderer, K, cams[j], clock) for j in keep}
-        counters["images_rendered"] += len(full)
-        normal = [full.get(j, n) for j, n in enumerate(normal_masks)]
+            for j in keep:
+                normal[j] = _timed_render(renderer, K, cams[j], clock)
+            counters["images_rendered"] += len(keep)
     mid = material_id(assignment)
     samples = []
     empty = np.zeros((cfg.resolution, cfg.resolution), bool)

@@ -133,9 +133,9 @@ def summarize(refs: list[ShapeRef], units: list[Unit], tasks: list[QueryTask], r
     views: dict[str, list[int]] = {}
     for u in units:
         views.setdefault(u.kind, []).append(u.views)
-    # QC runs on masks-only renders of every normal view and of every anomalous view; full-quality
+    # an anomaly's QC runs on masks-only renders of its normal and anomalous views; full-quality
     # renders only for kept views: one per view (normal unit or anomaly), two for an anomaly with twins
-    masks = sum(u.views * (1 if u.kind == "normal" else 2) for u in units)
+    masks = sum(2 * u.views for u in units if u.kind != "normal")
     renders = sum(u.views * (2 if twins and u.kind != "normal" else 1) for u in units)
     cpu = renders * render_seconds(resolution, samples) + masks * render_seconds(resolution, samples, masks_only=True)
     cpu += sum(1 if u.kind == "normal" else 2 for u in units) * SETUP_CPU_S_PER_VARIANT
