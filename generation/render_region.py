@@ -25,7 +25,7 @@ from brokenchairs.generation.cameras import project
 
 GROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
 GROUND_SAMPLES = 4  # denoised; 8 adds ~1 dB on the ground pixels only, for 0.05 CPU-s per image
-OBJECT_SAMPLES = 24  # the default of `generate --samples` (perf/bench_render.py measures the trade-off)
+OBJECT_SAMPLES = 16  # the default of `generate --samples` (perf/bench_render.py measures the trade-off)
 
 # (type, position, power or strength, size: area side in m or sun angle in degrees)
 LIGHT_PRESETS = [

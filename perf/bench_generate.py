@@ -51,7 +51,10 @@ def main() -> None:
     print(f"renders              {stats.images_rendered} full quality + {stats.mask_renders} masks-only  "
           f"({stats.images_rendered / wall:.2f} full renders/s)")
     print(f"kept queries         {kept}  ({kept / wall:.2f} kept/s)  {dict(sorted(stats.kept.items()))}")
-    print(f"CPU-s per kept image {wall * cores / kept:.2f}   CPU-s per render {wall * cores / stats.images_rendered:.2f}")
+    threads = max(1, (os.cpu_count() or 1) // args.workers)
+    print(f"CPU-s per kept image {wall * cores / kept:.2f} (wall x cores)   CPU-s per full render {wall * cores / stats.images_rendered:.2f}")
+    print(f"  inside the workers {stats.worker_seconds * threads / kept:.2f} per kept image (without worker start-up and "
+          f"the idle tail of a run this small: what a long run converges to)")
     print(f"time in render call  {stats.render_seconds / stats.worker_seconds:.0%} of worker time")
     print(f"wall                 {wall:.1f} s")
     print(f"rejections           {dict(sorted(stats.rejections.items()))}")
