@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from brokenchairs.errors import InputError
+from brokenchairs.generation.render_region import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
 ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
 
@@ -49,8 +50,8 @@ def _dataset_options(f):
                           "normal 1-12, median 8]."),
         click.option("--resolution", type=int, default=256, show_default=True),
         click.option("--samples", type=click.IntRange(min=1), default=None,
-                     help="Cycles samples per pixel of the object pass [default: 24; the ground pass: 1/4 "
-                          "resolution, 8 spp]."),
+                     help=f"Cycles samples per pixel of the object pass [default: {OBJECT_SAMPLES}; the ground "
+                          f"pass: 1/{GROUND_SCALE} resolution, {GROUND_SAMPLES} spp]."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Queries per shard (expected)."),

@@ -185,3 +185,19 @@ def test_generate_refuses_a_folder_of_another_dataset(dataset, tmp_path):
     res = CliRunner().invoke(main, ["generate", "--out", str(out), *ARGS[:-2], "--seed", "6",
                                     "--materials", str(out / "materials")])
     assert res.exit_code == 2 and "another config" in res.stderr
+
+
+def test_quality_control_runs_before_full_renders(dataset, tmp_path):
+    """Without twins, no full-quality render is thrown away for an anomaly: QC runs on masks-only
+    renders, so full renders = kept queries + the (rare) normal views cut by the frame."""
+    from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
+
+    out, _ = dataset
+    cfg = GenerateConfig(anomalies=KINDS, views_per_variant=3, resolution=64, samples=2, seed=5, shard_size=12,
+                         materials=str((out / "materials").resolve()))
+    stats = generate(tmp_path / "qc", procedural_refs(3, 5), cfg, workers=1)
+    qc_rejected = sum(v for k, v in stats.rejections.items() if not k.startswith(("rejected:3d", "rejected:anomaly_failed")))
+    frame = stats.rejections.get("rejected:object_cut_by_frame", 0) + stats.rejections.get("rejected:object_too_small", 0)
+    assert qc_rejected > frame  # some anomalous views were rejected: the property is exercised
+    assert sum(stats.kept.values()) <= stats.images_rendered <= sum(stats.kept.values()) + frame
+    assert stats.mask_renders >= 2 * sum(v for k, v in stats.kept.items() if k != "normal")
