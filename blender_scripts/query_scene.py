@@ -61,7 +61,6 @@ class QueryRenderer:
         self._groups = label_groups()
         self._unshaded = _black_emission()  # the material of masks-only renders
 
-
     # --- scene ------------------------------------------------------------------------------
     def _ground(self) -> None:
         me = bpy.data.meshes.new("ground")
