@@ -86,7 +86,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     counters["mask_renders" if masks_only else "images_rendered"] += len(cams)
     keep = []
     for j, n in enumerate(normal):
-        reason = frame_rejection(n["rgb"], n["index"] > 0, qc)
+        reason = frame_rejection(n["index"] > 0, qc)
         if reason:
             counters[f"rejected:{reason}"] += 1
         else:
@@ -98,7 +98,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         for j in keep:
             a = _timed_render(renderer, K, cams[j], clock, masks_only=True)
             a_obj = a["index"] > 0
-            reason = (frame_rejection(a["rgb"], a_obj, qc)
+            reason = (frame_rejection(a_obj, qc)
                       or anomaly_rejection(a["index"] == k, normal[j]["index"] == k, a_obj, unit.kind, qc))
             if reason:
                 counters[f"rejected:{reason}"] += 1

@@ -67,11 +67,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def frame_rejection(rgb: np.ndarray, object_mask: np.ndarray, cfg: QCConfig) -> str | None:
-    """Reasons that apply to any render (normal or anomalous)."""
-    h, w = object_mask.shape
-    if not np.isfinite(rgb).all():
-        return "non_finite_pixels"
+def frame_rejection(object_mask: np.ndarray, cfg: QCConfig) -> str | None:
+    """Reasons that apply to any render (normal or anomalous); only the object mask is needed,
+    so they run on masks-only renders."""
     if object_mask.mean() < cfg.min_object_fraction:
         return "object_too_small"
     b = cfg.border
