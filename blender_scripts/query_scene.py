@@ -77,15 +77,13 @@ class QueryRenderer:
         for obj in self._lights:
             bpy.data.objects.remove(obj, do_unlink=True)
         self._lights = []
-        world = bpy.context.scene.world
-        if world.node_tree is None:  # Blender 5 gives node trees by default (use_nodes is deprecated)
-            world.use_nodes = True
-        bg = world.node_tree.nodes.get("Background") or world.node_tree.nodes.new("ShaderNodeBackground")
+        nt = sc.node_tree(bpy.context.scene.world)
+        bg = nt.nodes.get("Background") or nt.nodes.new("ShaderNodeBackground")
         bg.inputs["Color"].default_value = (1.0, 1.0, 1.0, 1.0)
         bg.inputs["Strength"].default_value = preset["world"]
-        out = world.node_tree.nodes.get("World Output") or world.node_tree.nodes.new("ShaderNodeOutputWorld")
+        out = nt.nodes.get("World Output") or nt.nodes.new("ShaderNodeOutputWorld")
         if not out.inputs["Surface"].is_linked:
-            world.node_tree.links.new(bg.outputs["Background"], out.inputs["Surface"])
+            nt.links.new(bg.outputs["Background"], out.inputs["Surface"])
         for i, (kind, loc, energy, size) in enumerate(preset["lights"]):
             data = bpy.data.lights.new(f"light{i}", kind)
             data.energy = energy
@@ -242,9 +240,7 @@ class QueryRenderer:
 
 def _black_emission() -> bpy.types.Material:
     mat = bpy.data.materials.new("brokenchairs_unshaded")
-    if mat.node_tree is None:  # Blender 5 gives node trees by default (use_nodes is deprecated)
-        mat.use_nodes = True
-    nt = mat.node_tree
+    nt = sc.node_tree(mat)
     for node in list(nt.nodes):
         if node.type != "OUTPUT_MATERIAL":
             nt.nodes.remove(node)
@@ -322,9 +318,7 @@ def _uniform_density(obj: bpy.types.Object) -> None:
 def build_material(m: Material) -> bpy.types.Material:
     """Principled BSDF fed by the SVBRDF maps through UV -> Mapping(tile scale)."""
     mat = bpy.data.materials.new(m.name)
-    if mat.node_tree is None:
-        mat.use_nodes = True
-    nt = mat.node_tree
+    nt = sc.node_tree(mat)
     bsdf = nt.nodes.get("Principled BSDF")
     coord = nt.nodes.new("ShaderNodeTexCoord")
     mapping = nt.nodes.new("ShaderNodeMapping")

@@ -39,6 +39,13 @@ def init_blender(threads: int | None = None) -> None:
         scene.world = bpy.data.worlds.new("world")
 
 
+def node_tree(block):
+    """The node tree of a material or world (Blender 5 gives one by default; ``use_nodes`` is deprecated)."""
+    if block.node_tree is None:
+        block.use_nodes = True
+    return block.node_tree
+
+
 def clear_objects(keep: Sequence[str] = ("camera",)) -> None:
     """Remove every object (and its mesh data) except those named in ``keep``."""
     for obj in list(bpy.data.objects):
