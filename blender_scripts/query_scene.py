@@ -3,7 +3,8 @@
 A query is rendered in two passes (``render_region`` explains why): the ground at 1/4 resolution,
 then the object's rectangle composited over it in linear light and denoised (``QueryCompositor``).
 
-One ``QueryRenderer`` per worker process holds the Cycles scene; materials are built once per
+One ``QueryRenderer`` per worker process holds the Cycles scene; materials (``query_materials``:
+maps prefiltered for the query camera unless ``prefilter_textures`` is off) are built once per
 worker and cached by name. A shape's parts become objects whose ``pass_index`` is fixed by the
 reference shape (position + 1), so the object-index pass gives part masks; an anomalous variant
 replaces only the objects of the changed part, keeping its index.
@@ -20,17 +21,16 @@ import numpy as np
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.blender_scripts.query_compositor import QueryCompositor
+from brokenchairs.blender_scripts.query_materials import build_material, smart_uv
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
 from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
                                                    hull_points, render_region, upsample_ground)
 from brokenchairs.generation.shape import Part
 
-UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
-
 class QueryRenderer:
     def __init__(self, resolution: int, samples: int = OBJECT_SAMPLES, device: str = "cpu", threads: int | None = None,
-                 denoise: bool = True, ground_samples: int = GROUND_SAMPLES):
+                 denoise: bool = True, ground_samples: int = GROUND_SAMPLES, prefilter_textures: bool = True):
         self.resolution = resolution
         sc.init_blender(threads)
         scene = bpy.context.scene
@@ -54,7 +54,8 @@ class QueryRenderer:
         self.passes = PassReader(("depth", "index"))
         self.compositor = QueryCompositor(self.passes.tree, self.passes.layers)
         self._hull: np.ndarray | None = None
-        self._materials: dict[str, bpy.types.Material] = {}
+        self.prefilter_textures = prefilter_textures  # maps reduced to what the camera resolves (query_materials)
+        self._materials: dict[tuple[str, bool], bpy.types.Material] = {}
         self._objects: dict[int, bpy.types.Object] = {}  # node id -> object
         self._mesh_of: dict[int, object] = {}  # node id -> the trimesh it was built from
         self._lights: list[bpy.types.Object] = []
@@ -134,9 +135,10 @@ class QueryRenderer:
         self._objects, self._mesh_of, self._hull = {}, {}, None
 
     def _assign(self, obj: bpy.types.Object, material: Material) -> None:
-        mat = self._materials.get(material.name)
+        key = (material.name, self.prefilter_textures)
+        mat = self._materials.get(key)
         if mat is None:
-            mat = self._materials[material.name] = build_material(material)
+            mat = self._materials[key] = build_material(material, self.resolution if self.prefilter_textures else None)
         if obj.data.materials:
             obj.data.materials[0] = mat
         else:
@@ -276,85 +278,3 @@ def set_device(device: str) -> None:
             scene.cycles.device = "GPU"
             return
     raise RuntimeError("--device gpu: no CUDA/OptiX device found by Cycles")
-
-
-def smart_uv(objects: list[bpy.types.Object]) -> None:
-    """Blender's Smart UV Project (as in the paper), then a uniform texel density in world units."""
-    for o in bpy.context.view_layer.objects:
-        o.select_set(False)
-    for o in objects:
-        o.select_set(True)
-    bpy.context.view_layer.objects.active = objects[0]
-    bpy.ops.object.mode_set(mode="EDIT")
-    bpy.ops.mesh.select_all(action="SELECT")
-    bpy.ops.uv.smart_project(angle_limit=math.radians(66), island_margin=0.003, scale_to_bounds=False)
-    bpy.ops.object.mode_set(mode="OBJECT")
-    for o in objects:
-        _uniform_density(o)
-        o.select_set(False)
-
-
-def _uniform_density(obj: bpy.types.Object) -> None:
-    me = obj.data
-    uv = me.uv_layers.active.data
-    n = len(uv)
-    coords = np.empty(2 * n, np.float32)
-    uv.foreach_get("uv", coords)
-    coords = coords.reshape(-1, 2)
-    verts = np.empty(3 * len(me.vertices), np.float32)
-    me.vertices.foreach_get("co", verts)
-    loops = np.empty(n, np.int32)
-    me.loops.foreach_get("vertex_index", loops)
-    p = verts.reshape(-1, 3)[loops].reshape(-1, 3, 3)
-    t = coords.reshape(-1, 3, 2)
-    area3 = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum()
-    e1, e2 = t[:, 1] - t[:, 0], t[:, 2] - t[:, 0]
-    area2 = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]).sum()
-    if area2 > 0 and area3 > 0:
-        coords *= math.sqrt(area3 / area2) * UV_UNITS_PER_METRE
-        uv.foreach_set("uv", coords.ravel())
-
-
-def build_material(m: Material) -> bpy.types.Material:
-    """Principled BSDF fed by the SVBRDF maps through UV -> Mapping(tile scale)."""
-    mat = bpy.data.materials.new(m.name)
-    nt = sc.node_tree(mat)
-    bsdf = nt.nodes.get("Principled BSDF")
-    coord = nt.nodes.new("ShaderNodeTexCoord")
-    mapping = nt.nodes.new("ShaderNodeMapping")
-    mapping.inputs["Scale"].default_value = (m.tile_scale,) * 3
-    nt.links.new(coord.outputs["UV"], mapping.inputs["Vector"])
-
-    def image(role: str, color: bool):
-        node = nt.nodes.new("ShaderNodeTexImage")
-        node.image = bpy.data.images.load(m.maps[role], check_existing=True)
-        node.image.colorspace_settings.name = "sRGB" if color else "Non-Color"
-        nt.links.new(mapping.outputs["Vector"], node.inputs["Vector"])
-        return node
-
-    nt.links.new(image("basecolor", True).outputs["Color"], bsdf.inputs["Base Color"])
-    if "roughness" in m.maps:
-        nt.links.new(image("roughness", False).outputs["Color"], bsdf.inputs["Roughness"])
-    if "metallic" in m.maps:
-        nt.links.new(image("metallic", False).outputs["Color"], bsdf.inputs["Metallic"])
-    elif "specular" in m.maps:
-        nt.links.new(image("specular", False).outputs["Color"], bsdf.inputs["Specular IOR Level"])
-    if "normal" in m.maps:
-        tex = image("normal", False)
-        nmap = nt.nodes.new("ShaderNodeNormalMap")
-        color_out = tex.outputs["Color"]
-        if m.normal_dx:  # DirectX: green points down; flip it to OpenGL
-            sep = nt.nodes.new("ShaderNodeSeparateColor")
-            inv = nt.nodes.new("ShaderNodeMath")
-            inv.operation = "SUBTRACT"
-            inv.inputs[0].default_value = 1.0
-            comb = nt.nodes.new("ShaderNodeCombineColor")
-            nt.links.new(color_out, sep.inputs["Color"])
-            nt.links.new(sep.outputs["Green"], inv.inputs[1])
-            nt.links.new(sep.outputs["Red"], comb.inputs["Red"])
-            nt.links.new(inv.outputs["Value"], comb.inputs["Green"])
-            nt.links.new(sep.outputs["Blue"], comb.inputs["Blue"])
-            color_out = comb.outputs["Color"]
-        nt.links.new(color_out, nmap.inputs["Color"])
-        nt.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
-    return mat

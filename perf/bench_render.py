@@ -1,17 +1,20 @@
 """Render quality and cost of query images: production settings vs the naive default vs a reference.
 
 Usage: python perf/bench_render.py [--procedural 2] [--real 2] [--views 1] [--repeats 3] [--ref-spp 1024]
-                                   [--samples 16] [--threads 1] [--sheet docs/render-quality.png]
+                                   [--samples 16] [--unfiltered 16] [--threads 1] [--sheet docs/render-quality.png]
 For procedural chairs and real PartNet chairs (../shared/data/partnet-chairs) with assigned
 materials and a light preset, renders the same 256x256 query views with
   production   the default of `brokenchairs generate`: a 1/4-resolution ground pass, then the
                object's rectangle at --samples spp composited over it in linear light and denoised
-               (OIDN, albedo + normal, prefilter and quality FAST); --samples 16,24,32 sweeps,
+               (OIDN, albedo + normal, prefilter and quality FAST), with the texture maps prefiltered
+               for the camera (blender_scripts/query_materials.py); --samples 12,16,24 sweeps,
+  unfiltered   (--unfiltered N) production at N spp with the map files as they are,
   flag-only    the best single-pass setting of the issue: full frame, 4 spp, Cycles' OIDN with
                prefilter and quality FAST, composited over white afterwards,
   naive        Cycles with its default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
   masks-only   the 1-spp, undenoised object pass `generate` uses where only the object index is needed,
   reference    --ref-spp samples, one full-frame pass, no denoiser, another seed,
+(flag-only, naive and the reference sample the map files as they are: the reference is the truth)
 and prints per setting the median CPU-seconds per image (wall x threads, over --repeats), PSNR
 over the chair's pixels (the reference's object mask) and over the whole image, the naive /
 production cost ratio measured in this run, the share of wall time inside Blender's render
@@ -49,8 +52,22 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+FULL_TEXTURES = ("flag-only", "naive", "reference")  # the textbook renders sample the map files as they are
+
+
+def use_textures(r: QueryRenderer, prefiltered: bool, scene_args: tuple) -> None:
+    """Switch between prefiltered maps (production) and the map files as they are."""
+    if r.prefilter_textures != prefiltered:
+        r.prefilter_textures = prefiltered
+        r.set_parts(*scene_args)
+
+
+def prefiltered(setting: str) -> bool:
+    return not (setting in FULL_TEXTURES or setting.startswith("unfiltered"))
+
+
 def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict:
-    if setting.startswith("production"):
+    if setting.startswith(("production", "unfiltered")):
         r.samples = int(setting.split("@")[1])
         return r.render(K, w2c)
     if setting == "masks-only":
@@ -90,6 +107,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-spp", type=int, default=1024)
     ap.add_argument("--samples", default=str(OBJECT_SAMPLES), help="production spp, comma-separated to sweep")
+    ap.add_argument("--unfiltered", default="", help="also production at these spp with the map files as they are "
+                    "(no texture prefiltering), comma-separated")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--sheet", type=Path, default=None, help="write a side-by-side PNG here")
@@ -104,7 +123,8 @@ def main() -> None:
     r = QueryRenderer(res, OBJECT_SAMPLES, "cpu", args.threads, True)
     K = intrinsics(res)
     productions = [f"production@{n}" for n in args.samples.split(",")]
-    settings = productions + ["flag-only", "naive", "masks-only", "reference"]
+    unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
+    settings = productions + unfiltered + ["flag-only", "naive", "masks-only", "reference"]
     rows = {s: {"cpu": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
     setup, region_share, tiles = [], [], []
     for n, ref in enumerate(refs):
@@ -114,7 +134,9 @@ def main() -> None:
         t0 = time.perf_counter()
         light = int(rng.integers(4))
         r.set_light(light)
-        r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
+        r.prefilter_textures = True
+        scene_args = (shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
+        r.set_parts(*scene_args)
         setup.append(time.perf_counter() - t0)
         for _ in range(args.views):
             w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
@@ -123,6 +145,7 @@ def main() -> None:
             imgs = {}
             for s in settings:
                 reps = 1 if s == "reference" else args.repeats
+                use_textures(r, prefiltered(s), scene_args)  # not timed: a worker builds its materials once
                 for _ in range(reps):
                     out, wall, inside = timed_render(r, s, K, w2c, args.ref_spp)
                     rows[s]["cpu"].append(wall * (args.threads if s != "reference" else os.cpu_count() or 1))
