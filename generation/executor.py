@@ -10,6 +10,13 @@ Functions are named as ``"module:function"`` strings so this module never import
 - ``ray``: the same tasks on a Ray cluster (``address`` of a running cluster, or a local
   instance with ``workers`` CPUs); one actor per worker keeps its Blender warm.
 Results are yielded in completion order; task outputs (shards) do not depend on the executor.
+
+``cpus``: the cores each worker may use. Idle threads of oversized pools spin (``sched_yield``)
+while the worker's one busy thread works, taking CPU time from the other workers: Blender sizes
+its TBB pool from the CPUs it sees when bpy is imported, and OpenBLAS (numpy, scipy) spins its
+threads after each threaded call. So a spawned worker imports its ``init`` module while the
+process sees only ``cpus`` CPUs (then gets the whole machine back) and caps the BLAS pools at
+``cpus`` threads (threadpoolctl).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import multiprocessing as mp
+import os
 import re
 import signal
 import sys
@@ -43,12 +51,32 @@ def _die_with_parent() -> None:
             pass  # not glibc: orphans finish their shard; tmp names are per process, so no clash
 
 
-def _init(init: str, initargs: tuple, child: bool = False) -> None:
+def import_seeing_cpus(module: str, cpus: int | None) -> None:
+    """Import ``module`` while this process sees only ``cpus`` of its CPUs, then restore its mask
+    (thread pools sized at import stay that size; the OS may still move threads between cores)."""
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if not cpus or cpus >= len(mask) or module in sys.modules:
+        importlib.import_module(module)
+        return
+    os.sched_setaffinity(0, set(sorted(mask)[:cpus]))
+    try:
+        importlib.import_module(module)
+    finally:
+        os.sched_setaffinity(0, mask)
+
+
+def _init(init: str, initargs: tuple, child: bool = False, cpus: int | None = None) -> None:
     if child:
         _die_with_parent()
     # A parent that imported bpy hands its sys.path -- with Blender's script folders, which hold a
     # pure-Python 'bpy' package -- to spawned children, where it would shadow the real bpy module.
     sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
+    if child:
+        import_seeing_cpus(init.partition(":")[0], cpus)
+        if cpus:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(cpus)  # BLAS libraries loaded later keep their default
     resolve(init)(*initargs)
 
 
@@ -57,13 +85,13 @@ def _run(fn: str, task: Any) -> Any:
 
 
 def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: tuple = (), executor: str = "local",
-              address: str | None = None) -> Iterator[Any]:
-    """Yield ``fn(task)`` results as tasks finish (in completion order)."""
+              address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
+    """Yield ``fn(task)`` results as tasks finish (in completion order); ``cpus``: cores per worker."""
     tasks = list(tasks)
     if not tasks:
         return
     if executor == "ray":
-        yield from _run_ray(fn, tasks, workers, init, initargs, address)
+        yield from _run_ray(fn, tasks, workers, init, initargs, address, cpus)
         return
     if executor != "local":
         raise ValueError(f"unknown executor {executor!r}; use {' or '.join(EXECUTORS)}")
@@ -75,7 +103,7 @@ def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: 
         return
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init,
-                             initargs=(init, initargs, True)) as pool:
+                             initargs=(init, initargs, True, cpus)) as pool:
         pending = {pool.submit(_run, fn, t) for t in tasks}
         try:
             while pending:
@@ -87,7 +115,8 @@ def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: 
                 fut.cancel()
 
 
-def _run_ray(fn: str, tasks: list, workers: int, init: str, initargs: tuple, address: str | None) -> Iterator[Any]:
+def _run_ray(fn: str, tasks: list, workers: int, init: str, initargs: tuple, address: str | None,
+             cpus: int | None) -> Iterator[Any]:
     import ray
     from ray.util import ActorPool
 
@@ -99,7 +128,7 @@ def _run_ray(fn: str, tasks: list, workers: int, init: str, initargs: tuple, add
     @ray.remote(num_cpus=1)
     class Worker:
         def __init__(self):
-            _init(init, initargs)
+            _init(init, initargs, True, cpus)
             self.run = resolve(fn)
 
         def __call__(self, task):

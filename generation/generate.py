@@ -123,7 +123,8 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
     t0 = time.perf_counter()
     for res in run_tasks("brokenchairs.blender_scripts.query_worker:run", todo, workers,
                          "brokenchairs.blender_scripts.query_worker:init",
-                         (asdict(run_cfg), [r.to_json() for r in refs], device, threads), executor, address):
+                         (asdict(run_cfg), [r.to_json() for r in refs], device, threads), executor, address,
+                         cpus=threads):
         stats.kept.update(res["kept"])
         stats.rejections.update(res["rejections"])
         stats.render_seconds += res["render_seconds"]

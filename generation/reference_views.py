@@ -93,7 +93,8 @@ def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, wo
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     t0 = time.perf_counter()
     for result in run_tasks("brokenchairs.blender_scripts.view_worker:run", todo, workers,
-                            "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads), executor, address):
+                            "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads), executor, address,
+                            cpus=threads):
         stats.shapes += result["shapes"]
         stats.views += result["views"]
         stats.render_seconds += result["render_seconds"]
