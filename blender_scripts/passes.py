@@ -23,7 +23,10 @@ PASS_SOCKETS = {"depth": "Depth", "index": "Object Index", "image": "Image", "al
 
 
 class PassReader:
-    """Configure the compositor once; after each ``bpy.ops.render.render`` call ``read()``."""
+    """Configure the compositor once; after each ``bpy.ops.render.render`` call ``read()``.
+
+    Each pass has its own File Output node, so a render can write only the passes it needs
+    (``select``): a masks-only render skips the depth file, a ground pass writes none."""
 
     def __init__(self, passes: tuple[str, ...] = ("depth",)):
         scene = bpy.context.scene
@@ -35,26 +38,38 @@ class PassReader:
         scene.compositing_node_group = tree
         layers = tree.nodes.new("CompositorNodeRLayers")
         self.tree, self.layers = tree, layers  # others may add to the compositor (query_compositor)
-        out = tree.nodes.new("CompositorNodeOutputFile")
-        fmt = out.format
-        fmt.media_type = "IMAGE"
-        fmt.file_format = "OPEN_EXR"
-        fmt.color_depth = "32"
-        fmt.exr_codec = "NONE"
-        fmt.color_mode = "RGB"
         self.dir = Path(tempfile.mkdtemp(prefix="brokenchairs-passes-"))
-        out.directory = str(self.dir)
-        out.file_name = ""
         self.passes = passes
+        self.outputs = {}
         for name in passes:
+            out = tree.nodes.new("CompositorNodeOutputFile")
+            fmt = out.format
+            fmt.media_type = "IMAGE"
+            fmt.file_format = "OPEN_EXR"
+            fmt.color_depth = "32"
+            fmt.exr_codec = "NONE"
+            fmt.color_mode = "RGB"
+            out.directory = str(self.dir)
+            out.file_name = ""
             out.file_output_items.new("FLOAT", name)
             socket = next(s for s in layers.outputs if s.name == PASS_SOCKETS[name])
             tree.links.new(socket, out.inputs[name])
+            self.outputs[name] = out
+        self.selected = passes
+
+    def select(self, names: tuple[str, ...]) -> None:
+        """Write only these passes on the next renders (others' File Output nodes are muted)."""
+        unknown = set(names) - set(self.passes)
+        if unknown:
+            raise ValueError(f"passes {sorted(unknown)} were not configured (have {self.passes})")
+        for name, node in self.outputs.items():
+            node.mute = name not in names
+        self.selected = tuple(names)
 
     def read(self) -> dict[str, np.ndarray]:
-        """The passes of the last render as (H, W) float32 arrays, top row first."""
+        """The selected passes of the last render as (H, W) float32 arrays, top row first."""
         result = {}
-        for name in self.passes:
+        for name in self.selected:
             path = self.dir / f"{name}.exr"
             if not path.is_file():
                 raise RuntimeError(f"Blender did not write the {name} pass ({path})")

@@ -155,34 +155,31 @@ class QueryRenderer:
         """RGB (uint8), object index and depth of one full view, in two passes (module docstring).
 
         Index and depth come from the object pass and are exact (every object pixel lies inside
-        the rectangle). ``masks_only``: the object pass alone at 1 sample, no denoiser, no ground,
-        every object in one black emission material (no textures, no light sampling, no bounces:
-        ~2.5x cheaper; Cycles writes index and depth from the first camera hit whatever the
-        material) -- for renders whose RGB is thrown away; ``rgb`` is then black on white.
+        the rectangle). ``masks_only``: only the object index, from the object pass alone at 1
+        sample, no denoiser, no ground, no image or depth files, every object in one black
+        emission material (no textures, light sampling or bounces; Cycles writes the index from
+        the first camera hit whatever the material) -- for quality control and ``mask_old``.
         """
         r = self.resolution
         region = self.region(K, world_to_cam)
-        ground = None
-        if not masks_only:
-            small = r // GROUND_SCALE
-            scale = np.array([[1 / GROUND_SCALE] * 3] * 2 + [[0, 0, 1]])
-            ground_rgb, _ = self._pass(K * scale, world_to_cam, small, (0, 0, small, small), objects=False,
-                                       samples=self.ground_samples, denoise=self.denoise, read_passes=False)
-            ground = upsample_ground(ground_rgb, r)
         x0, y0, x1, y1 = region
-        rgb, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1 if masks_only else self.samples,
-                                 denoise=self.denoise and not masks_only, shaded=not masks_only,
-                                 background=None if ground is None else ground[y0:y1, x0:x1])
         index = np.zeros((r, r), np.int32)
+        if masks_only:
+            _, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1, denoise=False, shaded=False,
+                                   passes=("index",), rgb=False)
+            index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
+            return {"index": index}
+        small = r // GROUND_SCALE
+        scale = np.array([[1 / GROUND_SCALE] * 3] * 2 + [[0, 0, 1]])
+        ground_rgb, _ = self._pass(K * scale, world_to_cam, small, (0, 0, small, small), objects=False,
+                                   samples=self.ground_samples, denoise=self.denoise, passes=())
+        ground = upsample_ground(ground_rgb, r)
+        rgb, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=self.samples, denoise=self.denoise,
+                                 background=ground[y0:y1, x0:x1])
         depth = np.zeros((r, r), np.float32)
         index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
         depth[y0:y1, x0:x1] = clean_depth(passes["depth"])
-        if ground is None:
-            full = np.full((r, r, 3), 255, np.uint8)
-            full[y0:y1, x0:x1] = rgb
-        else:
-            full = assemble(ground, region, rgb)
-        return {"rgb": full, "index": index, "depth": depth}
+        return {"rgb": assemble(ground, region, rgb), "index": index, "depth": depth}
 
     def render_single_pass(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int,
                            cycles_denoiser: tuple[str, str] | None = None, seed: int = 0,
@@ -212,12 +209,13 @@ class QueryRenderer:
         return {"rgb": rgb, "index": index, "depth": depth}
 
     def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
-              background: np.ndarray | None = None, ground_visible: bool | None = None,
-              read_passes: bool = True, shaded: bool = True) -> tuple[np.ndarray, dict]:
-        """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop, passes crop).
+              background: np.ndarray | None = None, ground_visible: bool | None = None, shaded: bool = True,
+              passes: tuple[str, ...] = ("depth", "index"), rgb: bool = True) -> tuple[np.ndarray | None, dict]:
+        """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop or None, passes crop).
         ``objects``: the chair is seen by the camera (else only its shadows on the ground); the
         ground is seen by the camera only when the chair is not, unless ``ground_visible``;
-        ``shaded=False``: every object in the black emission material (masks-only renders)."""
+        ``shaded=False``: every object in the black emission material (masks-only renders);
+        ``passes``: the passes to write and read; ``rgb=False``: no image file written or read."""
         bpy.context.scene.view_layers[0].material_override = None if shaded else self._unshaded
         for obj in self._objects.values():
             obj.visible_camera = objects
@@ -225,6 +223,7 @@ class QueryRenderer:
         bpy.context.scene.cycles.samples = samples
         self.compositor.set_denoise(denoise)
         self.compositor.set_background(background)
+        self.passes.select(passes)
         sc.set_camera(K, world_to_cam, size, size)
         x0, y0, x1, y1 = region
         rd = bpy.context.scene.render
@@ -234,10 +233,16 @@ class QueryRenderer:
             # Blender's border is fractional and bottom-up; nudge inside each pixel edge against rounding
             rd.border_min_x, rd.border_max_x = (x0 + 1e-3) / size, (x1 + 1e-3) / size
             rd.border_min_y, rd.border_max_y = (size - y1 + 1e-3) / size, (size - y0 + 1e-3) / size
-        rgba = sc.render_rgba()
-        if rgba.shape[:2] != (y1 - y0, x1 - x0):
-            raise RuntimeError(f"render border gave {rgba.shape[:2]}, expected {(y1 - y0, x1 - x0)}")
-        return rgba[..., :3], self.passes.read() if read_passes else {}
+        if rgb:
+            image = sc.render_rgba()[..., :3]
+        else:
+            sc.render(write_still=False)
+            image = None
+        out = self.passes.read()
+        got = image.shape[:2] if image is not None else next(iter(out.values())).shape if out else None
+        if got is not None and got != (y1 - y0, x1 - x0):
+            raise RuntimeError(f"render border gave {got}, expected {(y1 - y0, x1 - x0)}")
+        return image, out
 
 
 def _black_emission() -> bpy.types.Material:

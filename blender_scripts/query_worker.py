@@ -1,10 +1,11 @@
 """Worker-process side of ``generate``: one warm Cycles scene, many work units per shard.
 
 Per unit: make the anomaly (pure Python), assign materials and a light, draw the views. An
-anomaly's views are checked on masks-only renders (1 sample, one unshaded material: the
-object-index pass is written from the first camera hit, so its masks are those of the full
-render): the normal shape from every view (``mask_old``, frame check), then -- after replacing only
-the changed part -- the anomalous shape from the views that passed (visibility checks).
+anomaly's views are checked on masks-only renders (the object index alone: 1 sample, one
+unshaded material, no image or depth; Cycles writes the index from the first camera hit, so its
+masks are those of the full render): the normal shape from every view (``mask_old``, frame
+check), then -- after replacing only the changed part -- the anomalous shape from the views that
+passed (visibility checks).
 Full-quality renders (a 1/4-resolution ground pass plus the object's rectangle composited over
 it, ``query_scene``) are spent only on kept views: the anomalous image and, with ``twins``, its
 normal twin (same camera, materials and light). A normal unit renders at full quality at once
@@ -118,12 +119,14 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     empty = np.zeros((cfg.resolution, cfg.resolution), bool)
     for j in keep:
         view, cam, n = views[j], cams[j], normal[j]
-        n_obj = n["index"] > 0
         base = dict(shape_id=shape.shape_id, unit_id=unit.unit_id, K=K, world_to_cam=cam, azimuth=view.azimuth,
                     elevation=view.elevation, light_id=light_id, material_id=mid)
-        twin = QuerySample(sample_id=f"{unit.unit_id}/v{j}" + ("/normal" if variant is not None else ""),
-                           anomaly_type="normal", part_path="", image=n["rgb"], object_mask=n_obj, mask_new=empty,
-                           mask_old=empty, bbox=np.full(4, np.nan, np.float32), depth=n["depth"], **base)
+        twin = None
+        if variant is None or cfg.twins:  # a full render of the normal shape (else n holds masks only)
+            twin = QuerySample(sample_id=f"{unit.unit_id}/v{j}" + ("/normal" if variant is not None else ""),
+                               anomaly_type="normal", part_path="", image=n["rgb"], object_mask=n["index"] > 0,
+                               mask_new=empty, mask_old=empty, bbox=np.full(4, np.nan, np.float32), depth=n["depth"],
+                               **base)
         if variant is None:
             samples.append((twin, {}))
             continue
@@ -133,7 +136,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         sample = QuerySample(sample_id=f"{unit.unit_id}/v{j}", anomaly_type=unit.kind, part_path=record.part_path,
                              image=a["rgb"], object_mask=a_obj, mask_new=mask_new, mask_old=mask_old,
                              bbox=bbox_of(mask_new | mask_old), depth=a["depth"], record=record.to_json(), **base)
-        if cfg.twins:
+        if twin is not None:
             samples.append((sample, {"twin": twin.sample_id}))
             samples.append((twin, {"twin": sample.sample_id}))
         else:

@@ -161,10 +161,11 @@ def silenced_output():
             os.close(fd)
 
 
-def render() -> None:
-    """Render the scene camera (results go to the configured outputs)."""
+def render(write_still: bool = True) -> None:
+    """Render the scene camera (results go to the configured outputs; ``write_still``: also the
+    composite image, to ``scene.render.filepath``)."""
     with silenced_output():
-        bpy.ops.render.render(write_still=True)
+        bpy.ops.render.render(write_still=write_still)
 
 
 def render_rgba() -> np.ndarray:
@@ -172,6 +173,7 @@ def render_rgba() -> np.ndarray:
     scene = bpy.context.scene
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
+    scene.render.image_settings.compression = 0  # a temporary file: zlib time buys nothing
     fd, tmp = tempfile.mkstemp(suffix=".png")
     os.close(fd)
     try:

@@ -81,7 +81,8 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
         masks = r.render(K, w2c, masks_only=True)
         for out in (two, masks):
             np.testing.assert_array_equal(out["index"], full["index"])
-            np.testing.assert_allclose(out["depth"], full["depth"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(two["depth"], full["depth"], rtol=1e-6, atol=1e-6)
+        assert set(masks) == {"index"}  # no image or depth is written for masks-only renders
         for k in np.unique(full["index"]):
             np.testing.assert_array_equal(bbox_of(two["index"] == k), bbox_of(full["index"] == k))
         x0, y0, x1, y1 = r.region(K, w2c)
