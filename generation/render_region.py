@@ -24,8 +24,11 @@ from scipy.spatial import ConvexHull, QhullError
 from brokenchairs.generation.cameras import project
 
 GROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
-GROUND_SAMPLES = 4  # denoised; 8 adds ~1 dB on the ground pixels only, for 0.05 CPU-s per image
-OBJECT_SAMPLES = 16  # the default of `generate --samples` (perf/bench_render.py measures the trade-off)
+GROUND_SAMPLES = 3  # denoised; each sample more adds ~0.5 dB on the ground pixels only, for ~0.012 CPU-s
+# Pixels around the object's projected bounding box: Cycles' pixel filter (1.5 px wide) reaches
+# 0.75 px out, so 3 px keep every object pixel inside; each pixel more costs samples and denoising.
+REGION_MARGIN_PX = 3.0
+OBJECT_SAMPLES = 12  # the default of `generate --samples` (perf/bench_render.py measures the trade-off)
 
 # (type, position, power or strength, size: area side in m or sun angle in degrees)
 LIGHT_PRESETS = [
@@ -46,14 +49,15 @@ def hull_points(points: np.ndarray) -> np.ndarray:
 
 
 def render_region(hull: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, resolution: int,
-                  margin: float = 0.04) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) integer pixel rectangle (x1, y1 exclusive) around the projected object.
+                  margin: float = REGION_MARGIN_PX) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) integer pixel rectangle (x1, y1 exclusive) around the projected object,
+    ``margin`` pixels wider on each side (clipped to the frame).
 
     ``hull``: the shape's points, ideally ``hull_points`` of them (computed once per shape, not per view).
     """
     uv, z = project(hull, K, world_to_cam)
     uv = uv[z > 1e-6]
-    pad = margin * resolution
+    pad = margin
     x0, y0 = np.floor(uv.min(0) - pad).astype(int)
     x1, y1 = np.ceil(uv.max(0) + pad).astype(int)
     clip = lambda a: int(min(max(a, 0), resolution))  # noqa: E731

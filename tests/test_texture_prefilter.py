@@ -74,11 +74,13 @@ def test_prefilter_maps_of_different_sizes_and_a_missing_roughness_map():
         prefilter_maps(maps, {"basecolor": 0, "normal": 1, "roughness": 1, "metallic": 1})
 
 
-def test_constant_value_and_area_resampling_of_sizes_the_factor_does_not_divide():
+def test_constant_value_and_block_means_of_sizes_the_factor_divides_or_not():
     a = np.full((10, 10, 3), [0.2, 0.4, 0.6], np.float32)
     assert constant_value(a) == pytest.approx((0.2, 0.4, 0.6))
     a[3, 4, 1] += 2 / 255
     assert constant_value(a) is None
+    blocks = np.random.default_rng(2).random((32, 48, 3)).astype(np.float32)
+    np.testing.assert_allclose(box_reduce(blocks, 4), blocks.reshape(8, 4, 12, 4, 3).mean((1, 3)), atol=1e-6)
     ramp = np.tile(np.linspace(0, 1, 30, dtype=np.float32), (30, 1))
     small = box_reduce(ramp, 4)
     assert small.shape == (7, 7)
@@ -106,30 +108,32 @@ def test_prefiltered_materials_sample_reduced_maps_and_constants(tmp_path):
 
 @pytest.mark.blender
 def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_path):
-    """Against a 256-spp render with the map files as they are, an 8-spp production render with
-    prefiltered maps is closer inside the chair (silhouettes aside: no texture there) than the
-    same render with the files as they are, and its mean colour on the chair is the same.
-    (perf/bench_render.py measures the gain at 256x256: about +0.8 dB on the chair at 16 spp.)"""
+    """A chair all in fabric (fine weave in colour and normals): against a 256-spp render with the
+    map files as they are, an 8-spp production render with prefiltered maps is closer inside the
+    chair (silhouettes aside: no texture there) than the same render with the files as they are,
+    and its mean colour on the chair is the same. (perf/bench_render.py measures the gain on the
+    usual random materials at 256x256; smooth glossy materials gain nothing.)"""
     from scipy.ndimage import binary_erosion
 
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
     from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
-    from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.materials.assign import label_groups
     from brokenchairs.generation.materials.library import load_library, synth_library
     from brokenchairs.generation.sources import load_ref, procedural_refs
 
     res = 128
     list(synth_library(6, 0, tmp_path / "mats", 512))
     library = load_library(tmp_path / "mats")
-    by_name = {m.name: m for m in library}
-    assert any(mip_factor(256, m.tile_scale, res) > 1 for m in library)
+    fabric = next(m for m in library if m.cls == "fabric")
+    assert mip_factor(512, fabric.tile_scale, res) >= 4
     r = QueryRenderer(res, 8, "cpu", 2, True)
     rng = np.random.default_rng(4)
     K = intrinsics(res)
+    groups = set(label_groups().values()) | {"default"}
     for ref in procedural_refs(2, 3):
         shape = load_ref(ref)
         scene = (shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
-                 assign_materials(shape, library, rng), by_name)
+                 {g: fabric.name for g in groups}, {fabric.name: fabric})
         r.set_light(1)
         w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
         r.prefilter_textures = False
@@ -143,6 +147,6 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
         inside = binary_erosion(obj, iterations=2)
         err = {k: np.sqrt(((v["rgb"].astype(float) - truth["rgb"]) ** 2)[inside].mean())
                for k, v in (("files", files), ("pre", pre))}
-        assert err["pre"] < err["files"], err
+        assert err["pre"] < 0.9 * err["files"], err
         np.testing.assert_allclose(pre["rgb"][obj].mean(0), truth["rgb"][obj].mean(0), atol=2.5)
         r.clear()

@@ -58,13 +58,12 @@ def linear_to_srgb(c: np.ndarray) -> np.ndarray:
 
 
 def box_reduce(a: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over factor x factor blocks; sizes that ``factor`` does not divide use an area resample."""
+    """Mean over factor x factor blocks (Pillow's box filter: exact block means when ``factor``
+    divides the size, an area-weighted resample when it does not)."""
     a = np.asarray(a, np.float32)
     if factor == 1:
         return a
     h, w = a.shape[:2]
-    if h % factor == 0 and w % factor == 0:
-        return a.reshape(h // factor, factor, w // factor, factor, *a.shape[2:]).mean(axis=(1, 3))
     size = (max(1, w // factor), max(1, h // factor))
     channels = a.reshape(h, w, -1)
     out = [np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c]), "F").resize(size, Image.BOX))
