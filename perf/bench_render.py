@@ -85,9 +85,9 @@ def timed_render(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> tuple[
     calls = [0.0]
     inner = sc.render
 
-    def counting():
+    def counting(*args, **kwargs):
         t = time.perf_counter()
-        inner()
+        inner(*args, **kwargs)
         calls[0] += time.perf_counter() - t
 
     sc.render = counting
@@ -153,6 +153,8 @@ def main() -> None:
                 imgs[s] = out
             ref_img, obj = imgs["reference"]["rgb"], imgs["reference"]["index"] > 0
             for s in settings:
+                if "rgb" not in imgs[s]:  # masks-only renders make no image
+                    continue
                 rows[s]["psnr_obj"].append(psnr(imgs[s]["rgb"], ref_img, obj))
                 rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
             tiles.append((ref.shape_id, imgs))
