@@ -31,6 +31,9 @@ def _execution_options(f):
                      help="Job arrays: split the shards among this many independent jobs..."),
         click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="...and run only this one's share (e.g. $SLURM_ARRAY_TASK_ID)."),
+        click.option("--pin/--no-pin", default=True, show_default=True,
+                     help="Bind each local worker to its own cores (warm caches: ~15% faster). --no-pin when "
+                          "several runs share one machine without a cpuset each."),
     ]):
         f = opt(f)
     return f
@@ -182,7 +185,7 @@ def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool
 @click.option("--device", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate instead of rendering.")
 @click.pass_context
-def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, device, dry_run, **opts):
+def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, device, dry_run, **opts):
     """Photo-real anomalous and normal queries with masks, boxes and cameras, into HDF5 shards.
 
     \b
@@ -212,7 +215,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, devic
         bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(time.perf_counter() - t0, 1e-9):.2f}")
 
     stats = generate(out, refs, cfg, workers=workers, device=device, on_shard=progress, num_shards=num_shards,
-                     shard_index=shard_index, executor=executor, address=address)
+                     shard_index=shard_index, executor=executor, address=address, pin=pin)
     bar.close()
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     click.echo(f"{sum(stats.kept.values())} queries kept {dict(sorted(stats.kept.items()))} from {stats.images_rendered} "
@@ -236,7 +239,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, devic
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
 @_execution_options
 def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
-                     workers, executor, address, num_shards, shard_index):
+                     workers, executor, address, num_shards, shard_index, pin):
     """Grayscale reference views with depth, poses and patch xyz, into view shards.
 
     \b
@@ -274,7 +277,8 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
         bar.set_postfix(views_per_s=f"{result['views'] / max(result['seconds'], 1e-9):.1f}", shard=result["shard"])
 
     stats = render_reference_views(out, refs, cfg, workers=workers, shard_size=shard_size, on_shard=progress,
-                                   num_shards=num_shards, shard_index=shard_index, executor=executor, address=address)
+                                   num_shards=num_shards, shard_index=shard_index, executor=executor, address=address,
+                                   pin=pin)
     bar.close()
     done = stats.shards_total - stats.shards_skipped
     click.echo(f"{stats.shapes} shapes, {stats.views} views in {done} shards ({stats.shards_skipped} already complete) "

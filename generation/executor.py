@@ -15,8 +15,15 @@ Results are yielded in completion order; task outputs (shards) do not depend on 
 while the worker's one busy thread works, taking CPU time from the other workers: Blender sizes
 its TBB pool from the CPUs it sees when bpy is imported, and OpenBLAS (numpy, scipy) spins its
 threads after each threaded call. So a spawned worker imports its ``init`` module while the
-process sees only ``cpus`` CPUs (then gets the whole machine back) and caps the BLAS pools at
-``cpus`` threads (threadpoolctl).
+process sees only ``cpus`` CPUs and caps the BLAS pools at ``cpus`` threads (threadpoolctl).
+
+``pin`` (default): when the workers' shares fit in the cores this process may use, each local
+worker is bound for good to its own ``cpus`` cores (``worker_cpu_sets``). Left to the scheduler,
+two render workers on two cores migrate and each finds its caches cold: 2 workers x 1 thread
+rendered 21% slower per core than one worker alone, pinned 8% (perf/bench_generate.py
+--shapes 12: 0.62 -> 0.53 CPU-s per kept query). Unpinned (``pin=False``, or more workers than
+cores), a worker gets the whole machine back after its import. Two pinned runs on one machine
+share the same cores: give each its own cpuset (``taskset``, a batch scheduler) or ``pin=False``.
 """
 
 from __future__ import annotations
@@ -65,12 +72,27 @@ def import_seeing_cpus(module: str, cpus: int | None) -> None:
         os.sched_setaffinity(0, mask)
 
 
-def _init(init: str, initargs: tuple, child: bool = False, cpus: int | None = None) -> None:
+def worker_cpu_sets(workers: int, cpus: int | None, available: Iterable[int]) -> list[set[int]] | None:
+    """Disjoint sets of ``cpus`` cores (default: an equal share) for ``workers`` workers, taken in
+    order from ``available``; ``None`` when they do not fit (the scheduler then places the workers)."""
+    cores = sorted(available)
+    per = cpus or max(1, len(cores) // max(1, workers))
+    if workers < 1 or workers * per > len(cores):
+        return None
+    return [set(cores[i * per:(i + 1) * per]) for i in range(workers)]
+
+
+def _init(init: str, initargs: tuple, child: bool = False, cpus: int | None = None, cores=None) -> None:
+    """``cores``: a queue of CPU sets (``worker_cpu_sets``), one taken by each worker, which binds to it."""
     if child:
         _die_with_parent()
     # A parent that imported bpy hands its sys.path -- with Blender's script folders, which hold a
     # pure-Python 'bpy' package -- to spawned children, where it would shadow the real bpy module.
     sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
+    if child and cores is not None:
+        mine = cores.get(timeout=60)
+        os.sched_setaffinity(0, mine)  # for good: thread pools sized at import see exactly these cores
+        cpus = len(mine)
     if child:
         import_seeing_cpus(init.partition(":")[0], cpus)
         if cpus:
@@ -85,8 +107,9 @@ def _run(fn: str, task: Any) -> Any:
 
 
 def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: tuple = (), executor: str = "local",
-              address: str | None = None, cpus: int | None = None) -> Iterator[Any]:
-    """Yield ``fn(task)`` results as tasks finish (in completion order); ``cpus``: cores per worker."""
+              address: str | None = None, cpus: int | None = None, pin: bool = True) -> Iterator[Any]:
+    """Yield ``fn(task)`` results as tasks finish (in completion order); ``cpus``: cores per worker;
+    ``pin``: bind each local worker to its own cores when they fit (module docstring)."""
     tasks = list(tasks)
     if not tasks:
         return
@@ -102,8 +125,15 @@ def run_tasks(fn: str, tasks: Iterable[Any], workers: int, init: str, initargs: 
             yield run(t)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=_init,
-                             initargs=(init, initargs, True, cpus)) as pool:
+    n = min(workers, len(tasks))
+    sets = worker_cpu_sets(n, cpus, os.sched_getaffinity(0)) if pin and hasattr(os, "sched_setaffinity") else None
+    cores = None
+    if sets is not None:
+        cores = ctx.Queue()
+        for cpu_set in sets:
+            cores.put(cpu_set)
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_init,
+                             initargs=(init, initargs, True, cpus, cores)) as pool:
         pending = {pool.submit(_run, fn, t) for t in tasks}
         try:
             while pending:

@@ -106,8 +106,9 @@ def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[l
 
 def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int = 1, device: str = "cpu",
              on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
-             executor: str = "local", address: str | None = None) -> GenerateStats:
-    """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share."""
+             executor: str = "local", address: str | None = None, pin: bool = True) -> GenerateStats:
+    """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share;
+    ``pin``: bind each local worker to its own cores (``executor.run_tasks``)."""
     out = Path(out)
     units, tasks = record_plan(out, refs, cfg)
     try:
@@ -124,7 +125,7 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
     for res in run_tasks("brokenchairs.blender_scripts.query_worker:run", todo, workers,
                          "brokenchairs.blender_scripts.query_worker:init",
                          (asdict(run_cfg), [r.to_json() for r in refs], device, threads), executor, address,
-                         cpus=threads):
+                         cpus=threads, pin=pin):
         stats.kept.update(res["kept"])
         stats.rejections.update(res["rejections"])
         stats.render_seconds += res["render_seconds"]

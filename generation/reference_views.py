@@ -68,8 +68,9 @@ def plan_view_tasks(out: Path, refs: list[ShapeRef], shard_size: int) -> list[Vi
 
 def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, workers: int = 1, shard_size: int = 32,
                            on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
-                           executor: str = "local", address: str | None = None) -> ViewRunStats:
-    """Render this process's share of the views of ``refs`` into ``out``; returns timing and counts."""
+                           executor: str = "local", address: str | None = None, pin: bool = True) -> ViewRunStats:
+    """Render this process's share of the views of ``refs`` into ``out``; returns timing and counts.
+    ``pin``: bind each local worker to its own cores (``executor.run_tasks``)."""
     cfg.validate()
     if not refs:
         raise InputError(out, "no shapes to render")
@@ -94,7 +95,7 @@ def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, wo
     t0 = time.perf_counter()
     for result in run_tasks("brokenchairs.blender_scripts.view_worker:run", todo, workers,
                             "brokenchairs.blender_scripts.view_worker:init", (asdict(cfg), threads), executor, address,
-                            cpus=threads):
+                            cpus=threads, pin=pin):
         stats.shapes += result["shapes"]
         stats.views += result["views"]
         stats.render_seconds += result["render_seconds"]

@@ -13,8 +13,12 @@ def init() -> None:
     pass
 
 
-def probe(_task) -> dict:
+def probe(task) -> dict:
+    import time
+
     from threadpoolctl import threadpool_info
 
+    time.sleep(0.3 if task == "slow" else 0.0)  # long enough that every worker gets tasks
     return {"cpus_at_import": CPUS_AT_IMPORT, "cpus_now": len(os.sched_getaffinity(0)),
+            "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid(),
             "blas_threads": sorted({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})}
