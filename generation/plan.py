@@ -27,11 +27,12 @@ from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
 # Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8.
 VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean, sd, min, max)
 # CPU-seconds per 256x256 query render on this machine kind, in the pipeline (perf/bench_generate.py
-# --shapes 12 at 12 and 16 spp, 2 workers busy): the ground pass and fixed costs, plus the object
-# pass per sample; a masks-only render; scene set-up per variant. Scaled by pixels.
-RENDER_CPU_S_256 = (0.26, 0.025)  # (fixed, per spp): 0.74 / 0.64 CPU-s per kept query at 16 / 12 spp
-MASKS_ONLY_CPU_S_256 = 0.03
-SETUP_CPU_S_PER_VARIANT = 0.16
+# --shapes 12 at 11 and 12 spp, 2 workers, each bound to its core): the ground pass and fixed costs,
+# plus the object pass per sample; a masks-only render; per variant set-up (shape, anomaly, scene,
+# shard writes). Scaled by pixels. Fit: 0.48 / 0.45 CPU-s per kept query at 12 / 11 spp.
+RENDER_CPU_S_256 = (0.12, 0.025)  # (fixed, per spp)
+MASKS_ONLY_CPU_S_256 = 0.02
+SETUP_CPU_S_PER_VARIANT = 0.05
 VIEW_SHAPE_CPU_SECONDS_256 = 2.2
 
 

@@ -13,37 +13,39 @@ materials and a light preset, renders the same 256x256 query views with
                prefilter and quality FAST, composited over white afterwards,
   naive        Cycles with its default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
   masks-only   the 1-spp, undenoised object pass `generate` uses where only the object index is needed,
-  reference    --ref-spp samples, one full-frame pass, no denoiser, another seed,
+  reference    --ref-spp samples, one full-frame pass, no denoiser, another seed, rendered once on
+               every core in a child process and cached in --ref-cache (keyed by scene, view, spp),
 (flag-only, naive and the reference sample the map files as they are: the reference is the truth)
 and prints per setting the median CPU-seconds per image (wall x threads, over --repeats), PSNR
 over the chair's pixels (the reference's object mask) and over the whole image, the naive /
 production cost ratio measured in this run, the share of wall time inside Blender's render
 call, the object rectangle's share of the frame, and the per-variant scene set-up cost.
-The default --threads 1 is how `generate` runs on a 2-core machine (2 workers x 1 thread).
+The bench binds itself to --threads cores before importing bpy, as `generate` binds each worker
+(the default --threads 1 is how it runs on a 2-core machine: 2 workers x 1 thread, each on its
+own core). It runs alone: the pipeline figure, with every core busy, is perf/bench_generate.py's.
 Writes a side-by-side PNG (reference | production | flag-only | naive, per chair) with --sheet.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import multiprocessing as mp
 import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
-from brokenchairs.blender_scripts import scene as sc
-from brokenchairs.blender_scripts.query_scene import QueryRenderer
-from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
-from brokenchairs.generation.materials.assign import assign_materials
-from brokenchairs.generation.materials.library import load_library, synth_library
-from brokenchairs.generation.render_region import OBJECT_SAMPLES
-from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
-
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
+ALL_CPUS = sorted(os.sched_getaffinity(0))
+from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # noqa: E402  (no bpy)
+
+REF_CACHE_VERSION = 1  # bump when the scene (materials, lights, geometry) renders differently
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -52,10 +54,10 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-FULL_TEXTURES = ("flag-only", "naive", "reference")  # the textbook renders sample the map files as they are
+FULL_TEXTURES = ("flag-only", "naive")  # the textbook renders (and the reference) sample the map files as they are
 
 
-def use_textures(r: QueryRenderer, prefiltered: bool, scene_args: tuple) -> None:
+def use_textures(r, prefiltered: bool, scene_args: tuple) -> None:
     """Switch between prefiltered maps (production) and the map files as they are."""
     if r.prefilter_textures != prefiltered:
         r.prefilter_textures = prefiltered
@@ -66,7 +68,7 @@ def prefiltered(setting: str) -> bool:
     return not (setting in FULL_TEXTURES or setting.startswith("unfiltered"))
 
 
-def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict:
+def render_setting(r, setting: str, K, w2c) -> dict:
     if setting.startswith(("production", "unfiltered")):
         r.samples = int(setting.split("@")[1])
         return r.render(K, w2c)
@@ -76,12 +78,12 @@ def render_setting(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> dict
         return r.render_single_pass(K, w2c, 4, ("FAST", "FAST"))
     if setting == "naive":
         return r.render_single_pass(K, w2c, 2, ("ACCURATE", "HIGH"))
-    if setting == "reference":  # another seed; its cost is not the point: all cores
-        return r.render_single_pass(K, w2c, ref_spp, seed=1, threads=os.cpu_count())
     raise ValueError(setting)
 
 
-def timed_render(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> tuple[dict, float, float]:
+def timed_render(r, setting: str, K, w2c) -> tuple[dict, float, float]:
+    from brokenchairs.blender_scripts import scene as sc
+
     calls = [0.0]
     inner = sc.render
 
@@ -93,10 +95,57 @@ def timed_render(r: QueryRenderer, setting: str, K, w2c, ref_spp: int) -> tuple[
     sc.render = counting
     try:
         t0 = time.perf_counter()
-        out = render_setting(r, setting, K, w2c, ref_spp)
+        out = render_setting(r, setting, K, w2c)
         return out, time.perf_counter() - t0, calls[0]
     finally:
         sc.render = inner
+
+
+def _ref_init(cpus: list[int]) -> None:
+    os.sched_setaffinity(0, set(cpus))  # the reference process gets every core back, before bpy
+    _REF["threads"] = len(cpus)
+
+
+_REF: dict = {}
+
+
+def _ref_render(job: dict) -> dict:
+    """One reference in the reference process: the job's scene, map files as they are, all cores."""
+    import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
+    from brokenchairs.blender_scripts.query_scene import QueryRenderer
+    from brokenchairs.generation.materials.library import load_library
+    from brokenchairs.generation.sources import ShapeRef, load_ref
+
+    if "renderer" not in _REF or _REF["res"] != job["resolution"]:
+        _REF.update(renderer=QueryRenderer(job["resolution"], 1, "cpu", _REF["threads"], True, prefilter_textures=False),
+                    res=job["resolution"])
+        _REF["by_name"] = {m.name: m for m in load_library(Path(job["library"]))}
+    r = _REF["renderer"]
+    shape = load_ref(ShapeRef.from_json(job["ref"]))
+    r.set_light(job["light"])
+    r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())}, job["assignment"],
+                _REF["by_name"])
+    out = r.render_single_pass(np.array(job["K"]), np.array(job["w2c"]), job["spp"], seed=1, threads=_REF["threads"])
+    r.clear()
+    return {"rgb": out["rgb"], "index": out["index"]}
+
+
+def reference_images(jobs: list[dict], cache: Path) -> list[dict]:
+    """The references of ``jobs``: from ``cache`` where rendered before, else rendered in a child
+    process on every core (the bench itself is bound to --threads cores)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    keys = [hashlib.sha256(json.dumps([REF_CACHE_VERSION, j], sort_keys=True).encode()).hexdigest()[:20] for j in jobs]
+    todo = [(k, j) for k, j in zip(keys, jobs) if not (cache / f"{k}.npz").is_file()]
+    if todo:
+        print(f"rendering {len(todo)} reference(s) at {todo[0][1]['spp']} spp on {len(ALL_CPUS)} cores "
+              f"(cached in {cache})", flush=True)
+        with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_ref_init,
+                                 initargs=(ALL_CPUS,)) as pool:
+            for (k, _), img in zip(todo, pool.map(_ref_render, [j for _, j in todo])):
+                tmp = cache / f".{k}.tmp.npz"
+                np.savez_compressed(tmp, **img)
+                os.replace(tmp, cache / f"{k}.npz")
+    return [dict(np.load(cache / f"{k}.npz")) for k in keys]
 
 
 def main() -> None:
@@ -107,12 +156,28 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ref-spp", type=int, default=1024)
     ap.add_argument("--samples", default=str(OBJECT_SAMPLES), help="production spp, comma-separated to sweep")
+    ap.add_argument("--ground-samples", type=int, default=GROUND_SAMPLES, help="spp of production's ground pass")
     ap.add_argument("--unfiltered", default="", help="also production at these spp with the map files as they are "
                     "(no texture prefiltering), comma-separated")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                    help="gpu: CUDA/OptiX for production and the textbook renders (the reference stays on the CPU)")
     ap.add_argument("--sheet", type=Path, default=None, help="write a side-by-side PNG here")
+    ap.add_argument("--ref-cache", type=Path, default=Path("out/bench-render-refs"),
+                    help="references rendered before are read from here (keyed by scene, view and spp)")
     args = ap.parse_args()
+    # Bound to --threads cores before bpy is imported, as a `generate` worker is: Blender sizes its
+    # thread pool at import, and a pool wider than the render's threads spins on the idle core
+    # (unpinned, a 1-thread render here used 2 cores' worth of CPU time).
+    os.sched_setaffinity(0, set(ALL_CPUS[: args.threads]))
+    import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
+    from brokenchairs.blender_scripts.query_scene import QueryRenderer
+    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
+    from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+
     res = args.resolution
     lib_dir = Path("out/bench-render-materials")
     if not lib_dir.is_dir():
@@ -120,12 +185,12 @@ def main() -> None:
     library = load_library(lib_dir)
     by_name = {m.name: m for m in library}
     refs = procedural_refs(args.procedural, 0) + (partnet_refs(PARTNET)[: args.real] if args.real else [])
-    r = QueryRenderer(res, OBJECT_SAMPLES, "cpu", args.threads, True)
+    r = QueryRenderer(res, OBJECT_SAMPLES, args.device, args.threads, True, ground_samples=args.ground_samples)
     K = intrinsics(res)
     productions = [f"production@{n}" for n in args.samples.split(",")]
     unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
-    settings = productions + unfiltered + ["flag-only", "naive", "masks-only", "reference"]
-    rows = {s: {"cpu": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
+    settings = productions + unfiltered + ["flag-only", "naive", "masks-only"]
+    rows = {s: {"cpu": [], "wall": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
     setup, region_share, tiles = [], [], []
     for n, ref in enumerate(refs):
         shape = load_ref(ref)
@@ -138,20 +203,23 @@ def main() -> None:
         scene_args = (shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         r.set_parts(*scene_args)
         setup.append(time.perf_counter() - t0)
-        for _ in range(args.views):
-            w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
+        jobs = [{"ref": ref.to_json(), "light": light, "assignment": scene_args[2], "library": str(lib_dir.resolve()),
+                 "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
+        references = reference_images(jobs, args.ref_cache)
+        for w2c, reference in zip(cams, references):
             x0, y0, x1, y1 = r.region(K, w2c)
             region_share.append((x1 - x0) * (y1 - y0) / res**2)
-            imgs = {}
+            imgs = {"reference": reference}
             for s in settings:
-                reps = 1 if s == "reference" else args.repeats
                 use_textures(r, prefiltered(s), scene_args)  # not timed: a worker builds its materials once
-                for _ in range(reps):
-                    out, wall, inside = timed_render(r, s, K, w2c, args.ref_spp)
-                    rows[s]["cpu"].append(wall * (args.threads if s != "reference" else os.cpu_count() or 1))
+                for _ in range(args.repeats):
+                    out, wall, inside = timed_render(r, s, K, w2c)
+                    rows[s]["cpu"].append(wall * args.threads)
+                    rows[s]["wall"].append(wall)
                     rows[s]["share"].append(inside / wall)
                 imgs[s] = out
-            ref_img, obj = imgs["reference"]["rgb"], imgs["reference"]["index"] > 0
+            ref_img, obj = reference["rgb"], reference["index"] > 0
             for s in settings:
                 if "rgb" not in imgs[s]:  # masks-only renders make no image
                     continue
@@ -159,17 +227,18 @@ def main() -> None:
                 rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
             tiles.append((ref.shape_id, imgs))
             print(f"  {ref.shape_id}: rectangle {region_share[-1]:.0%} of the frame; chair PSNR "
-                  + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in settings if s not in ("reference", "masks-only")),
+                  + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in settings if s != "masks-only"),
                   flush=True)
         r.clear()
     med = lambda v: statistics.median(v)  # noqa: E731
     print(f"\n{len(refs)} chairs ({args.procedural} procedural, {args.real} real) x {args.views} views, {res}x{res}, "
-          f"{args.threads} thread(s), medians of {args.repeats} repetitions (reference: 1, {args.ref_spp} spp, all cores)")
-    print(f"{'setting':14s} {'CPU-s/image':>11s} {'PSNR chair':>10s} {'PSNR whole':>10s} {'in render call':>14s}")
+          f"{args.device}, {args.threads} thread(s) on as many cores, medians of {args.repeats} repetitions; reference: {args.ref_spp} spp, "
+          f"another seed, no denoiser; production's ground pass at {args.ground_samples} spp")
+    print(f"{'setting':14s} {'CPU-s/image':>11s} {'images/s':>8s} {'PSNR chair':>10s} {'PSNR whole':>10s} {'in render call':>14s}")
     for s in settings:
         v = rows[s]
-        scored = s not in ("reference", "masks-only")
-        print(f"{s:14s} {med(v['cpu']):11.3f} {med(v['psnr_obj']) if scored else float('nan'):10.1f} "
+        scored = s != "masks-only"
+        print(f"{s:14s} {med(v['cpu']):11.3f} {1 / med(v['wall']):8.2f} {med(v['psnr_obj']) if scored else float('nan'):10.1f} "
               f"{med(v['psnr_all']) if scored else float('nan'):10.1f} {med(v['share']):14.0%}")
     main_setting = f"production@{OBJECT_SAMPLES}" if f"production@{OBJECT_SAMPLES}" in rows else productions[0]
     print(f"naive / {main_setting} cost ratio (same run): {med(rows['naive']['cpu']) / med(rows[main_setting]['cpu']):.2f}x; "

@@ -9,7 +9,8 @@ import pytest
 
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoint
 from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.render_region import assemble, linear_to_srgb, render_region, srgb_to_linear, upsample_ground
+from brokenchairs.generation.render_region import (FEATHER_PX, assemble, feather_into_ground, linear_to_srgb, render_region,
+                                                   srgb_to_linear, upsample_ground)
 from brokenchairs.generation.sources import load_ref, procedural_refs
 
 
@@ -48,6 +49,25 @@ def test_ground_upsampling_is_in_linear_light_and_assembly_keeps_the_object_pass
     out = assemble(up, (30, 5, 50, 15), obj)
     assert (out[5:15, 30:50] == 7).all()
     np.testing.assert_array_equal(out[20:], linear_to_srgb(up[20:]))
+
+
+def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_from_it():
+    ground = np.full((40, 60, 3), srgb_to_linear(np.array([230], np.uint8))[0], np.float32)
+    obj = np.full((40, 60, 3), 200, np.uint8)  # the denoised crop: its ground a shade darker
+    mask = np.zeros((40, 60), bool)
+    mask[15:25, 20:30] = True
+    out = feather_into_ground(obj, ground, mask)
+    near, far = FEATHER_PX
+    ys, xs = np.mgrid[:40, :60]
+    d = np.hypot(np.maximum(np.maximum(15 - ys, ys - 24), 0), np.maximum(np.maximum(20 - xs, xs - 29), 0))
+    np.testing.assert_array_equal(out[d <= near], obj[d <= near])  # the object and its edge: untouched
+    assert (out[d >= far] == 230).all()  # far from it: exactly the ground pass, no seam at the rectangle
+    mid = out[(d > near + 0.5) & (d < far - 0.5)][:, 0].astype(int)
+    assert mid.size and (mid > 200).all() and (mid < 230).all()
+    # a row leaving the object: the values rise monotonically from the object pass to the ground pass
+    row = out[20, 29:].astype(int)[:, 0]
+    assert (np.diff(row) >= 0).all() and row[0] == 200 and row[-1] == 230
+    np.testing.assert_array_equal(feather_into_ground(obj, ground, np.zeros_like(mask)), linear_to_srgb(ground))
 
 
 def _scene(tmp_path, res: int, samples: int):
