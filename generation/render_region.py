@@ -71,11 +71,23 @@ def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """float linear light -> uint8 sRGB (rounded, clipped)."""
-    c = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
+def _linear_to_srgb_exact(c: np.ndarray) -> np.ndarray:
     s = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
     return np.clip(s * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+_LINEAR_LEVELS = 65535  # linear light in 16-bit steps: < 0.03 of an 8-bit sRGB level even near black
+_LINEAR_TO_SRGB = _linear_to_srgb_exact(np.arange(_LINEAR_LEVELS + 1, dtype=np.float64) / _LINEAR_LEVELS)
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    """float linear light -> uint8 sRGB (rounded, clipped), through a 16-bit table (a pow per
+    pixel cost ~6 ms a 256x256 frame)."""
+    c = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
+    return _LINEAR_TO_SRGB[np.rint(c * _LINEAR_LEVELS).astype(np.int32)]
+
+
+_SRGB_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.uint8))  # a table: 8-bit sRGB -> linear
 
 
 def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
@@ -100,18 +112,18 @@ def feather_into_ground(object_rgb: np.ndarray, ground_linear: np.ndarray, objec
                         feather: tuple[float, float] = FEATHER_PX) -> np.ndarray:
     """The object pass's uint8 crop, faded in linear light into the ground pass's crop (same size)
     with distance from ``object_mask``: unchanged near the object, exactly the ground far from it."""
-    from scipy.ndimage import distance_transform_edt
+    from scipy.ndimage import distance_transform_cdt
 
+    near, far = feather
     if not object_mask.any():
         return linear_to_srgb(ground_linear)
-    d = distance_transform_edt(~object_mask)
-    near, far = feather
-    w = np.clip((far - d) / (far - near), 0.0, 1.0)[..., None].astype(np.float32)
-    if (w == 1).all():
-        return object_rgb
-    out = linear_to_srgb(w * srgb_to_linear(object_rgb) + (1 - w) * ground_linear)
-    keep = w[..., 0] == 1
-    out[keep] = object_rgb[keep]  # bit-exact where the object pass is kept whole
+    d = distance_transform_cdt(~object_mask, metric="chessboard")  # 4x cheaper than Euclidean; a 4-px fade
+    out = object_rgb.copy()
+    ground = d >= far
+    out[ground] = linear_to_srgb(ground_linear[ground])
+    band = (d > near) & ~ground
+    w = ((far - d[band]) / (far - near)).astype(np.float32)[:, None]
+    out[band] = linear_to_srgb(w * _SRGB_TO_LINEAR[object_rgb[band]] + (1 - w) * ground_linear[band])
     return out
 
 

@@ -59,7 +59,8 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
     out = feather_into_ground(obj, ground, mask)
     near, far = FEATHER_PX
     ys, xs = np.mgrid[:40, :60]
-    d = np.hypot(np.maximum(np.maximum(15 - ys, ys - 24), 0), np.maximum(np.maximum(20 - xs, xs - 29), 0))
+    # chessboard distance to the object (the feather's metric)
+    d = np.maximum(np.maximum(np.maximum(15 - ys, ys - 24), 0), np.maximum(np.maximum(20 - xs, xs - 29), 0))
     np.testing.assert_array_equal(out[d <= near], obj[d <= near])  # the object and its edge: untouched
     assert (out[d >= far] == 230).all()  # far from it: exactly the ground pass, no seam at the rectangle
     mid = out[(d > near + 0.5) & (d < far - 0.5)][:, 0].astype(int)
