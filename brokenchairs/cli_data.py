@@ -32,7 +32,7 @@ def _execution_options(f):
         click.option("--shard-index", type=click.IntRange(min=0), default=0, show_default=True,
                      help="...and run only this one's share (e.g. $SLURM_ARRAY_TASK_ID)."),
         click.option("--pin/--no-pin", default=True, show_default=True,
-                     help="Bind each local worker to its own cores (warm caches: ~15% faster). --no-pin when "
+                     help="Bind each local worker to its own cores (warm caches: 5-15% less CPU per query). --no-pin when "
                           "several runs share one machine without a cpuset each."),
     ]):
         f = opt(f)

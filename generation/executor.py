@@ -19,9 +19,9 @@ process sees only ``cpus`` CPUs and caps the BLAS pools at ``cpus`` threads (thr
 
 ``pin`` (default): when the workers' shares fit in the cores this process may use, each local
 worker is bound for good to its own ``cpus`` cores (``worker_cpu_sets``). Left to the scheduler,
-two render workers on two cores migrate and each finds its caches cold: 2 workers x 1 thread
-rendered 21% slower per core than one worker alone, pinned 8% (perf/bench_generate.py
---shapes 12: 0.62 -> 0.53 CPU-s per kept query). Unpinned (``pin=False``, or more workers than
+two render workers on two cores migrate and each finds its caches cold (perf/bench_generate.py
+--shapes 12, interleaved pairs pinned vs not: 0.53 vs 0.62, 0.58 vs 0.61, 0.61 vs 0.71 CPU-s per
+kept query). Unpinned (``pin=False``, or more workers than
 cores), a worker gets the whole machine back after its import. Two pinned runs on one machine
 share the same cores: give each its own cpuset (``taskset``, a batch scheduler) or ``pin=False``.
 """
