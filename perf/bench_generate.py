@@ -1,6 +1,6 @@
 """Query generation cost at the production settings: images/s, CPU-s per kept image, render share.
 
-Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 12] [--workers 2] [--repeats 3]
+Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 12] [--workers 2] [--repeats 3] [--calibrate]
                                      [--no-pin] [--out DIR]
 Runs `generate` on procedural chairs (all types) into a fresh folder and prints the figures the
 generate issue asks for. CPU-seconds = wall time x cores in use (the workers keep both busy).
@@ -12,6 +12,8 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +61,16 @@ def run_once(args, out: Path) -> dict:
             "share": stats.render_seconds / stats.worker_seconds}
 
 
+def calibration(samples: int) -> float:
+    """CPU-s of one production render of a fixed scene (procedural chair 0) alone on one core
+    (perf/bench_render.py): the host's speed now, to divide pipeline figures of different hours by."""
+    res = subprocess.run([sys.executable, str(Path(__file__).with_name("bench_render.py")), "--procedural", "1",
+                          "--real", "0", "--repeats", "5", "--samples", str(samples)],
+                         capture_output=True, text=True, check=True)
+    line = next(x for x in res.stdout.splitlines() if x.startswith(f"production@{samples} "))
+    return float(line.split()[1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", type=int, default=6)
@@ -70,8 +82,12 @@ def main() -> None:
     ap.add_argument("--no-pin", dest="pin", action="store_false", help="leave the workers to the scheduler")
     ap.add_argument("--repeats", type=int, default=1, help="runs (fresh folders); medians printed at the end")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calibrate", action="store_true",
+                    help="also time one render of a fixed scene alone on one core before and after, and print "
+                         "the pipeline's cost in those units (comparable across hours of a drifting host)")
     ap.add_argument("--out", type=Path, default=None, help="keep the dataset here (default: a temp folder)")
     args = ap.parse_args()
+    before = calibration(args.samples) if args.calibrate else None
     runs = []
     for i in range(args.repeats):
         out = args.out or Path(tempfile.mkdtemp(prefix="bench-generate-"))
@@ -81,6 +97,12 @@ def main() -> None:
         print(f"\nover {args.repeats} runs: CPU-s per kept query " + ", ".join(f"{r['per_kept']:.2f}" for r in runs)
               + f" -> median {med['per_kept']:.2f}; inside the workers median {med['inside']:.2f}; "
               f"in render call {med['share']:.0%}")
+    if before is not None:
+        after = calibration(args.samples)
+        unit = statistics.mean([before, after])
+        per_kept = statistics.median(r["per_kept"] for r in runs)
+        print(f"calibration: one production render of procedural chair 0, alone on one core: {before:.3f} CPU-s "
+              f"before, {after:.3f} after -> CPU-s per kept query = {per_kept / unit:.2f} x that render")
 
 
 if __name__ == "__main__":
