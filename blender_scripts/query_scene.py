@@ -25,7 +25,7 @@ from brokenchairs.blender_scripts.query_materials import build_material, smart_u
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
 from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
-                                                   feather_into_ground, hull_points, render_region, upsample_ground)
+                                                   hull_points, render_region, upsample_ground)
 from brokenchairs.generation.shape import Part
 
 class QueryRenderer:
@@ -179,8 +179,7 @@ class QueryRenderer:
         depth = np.zeros((r, r), np.float32)
         index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
         depth[y0:y1, x0:x1] = clean_depth(passes["depth"])
-        rgb = feather_into_ground(rgb, ground[y0:y1, x0:x1], index[y0:y1, x0:x1] > 0)
-        return {"rgb": assemble(ground, region, rgb), "index": index, "depth": depth}
+        return {"rgb": assemble(ground, region, rgb, index[y0:y1, x0:x1] > 0), "index": index, "depth": depth}
 
     def render_single_pass(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int,
                            cycles_denoiser: tuple[str, str] | None = None, seed: int = 0,

@@ -21,9 +21,9 @@ process sees only ``cpus`` CPUs and caps the BLAS pools at ``cpus`` threads (thr
 worker is bound for good to its own ``cpus`` cores (``worker_cpu_sets``). Left to the scheduler,
 two render workers on two cores migrate and each finds its caches cold (perf/bench_generate.py
 --shapes 12, interleaved pairs pinned vs not: 0.53 vs 0.62, 0.58 vs 0.61, 0.61 vs 0.71 CPU-s per
-kept query). Unpinned (``pin=False``, or more workers than
-cores), a worker gets the whole machine back after its import. Two pinned runs on one machine
-share the same cores: give each its own cpuset (``taskset``, a batch scheduler) or ``pin=False``.
+kept query). Unpinned (``pin=False``, or more workers than cores), a worker gets the whole machine
+back after its import. Two pinned runs on one machine share the same cores: give each its own
+cpuset (``taskset``, a batch scheduler) or ``pin=False``.
 """
 
 from __future__ import annotations

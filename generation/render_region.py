@@ -11,7 +11,7 @@ big area lights. The ground has no texture and its shadows are smooth, so a quer
   edges are denoised as they will be seen (denoising a transparent render and compositing it
   afterwards leaves the alpha's noise at every silhouette pixel);
 - outside the rectangle, the ground pass (``assemble``); inside it, away from the object, the
-  denoised pixels fade into the ground pass (``feather_into_ground``), so no rectangle shows.
+  denoised pixels fade into the ground pass, so no rectangle shows.
 Cycles seeds each pixel by its full-frame coordinates, so the object-index and depth passes in
 the rectangle are those of a full-frame render (a test compares them), and outside it exactly 0.
 Light presets live here (not in blender_scripts) because geometry needs them too.
@@ -65,10 +65,18 @@ def render_region(hull: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, res
     return clip(x0), clip(y0), clip(x1), clip(y1)
 
 
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """uint8 sRGB -> float32 linear light."""
+def _srgb_to_linear_exact(srgb: np.ndarray) -> np.ndarray:
     c = np.asarray(srgb, np.float32) / 255.0
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_SRGB_TO_LINEAR = _srgb_to_linear_exact(np.arange(256))  # 8-bit sRGB -> linear, a table
+
+
+def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
+    """sRGB values (0-255; uint8 through a table) -> float32 linear light."""
+    srgb = np.asarray(srgb)
+    return _SRGB_TO_LINEAR[srgb] if srgb.dtype == np.uint8 else _srgb_to_linear_exact(srgb)
 
 
 def _linear_to_srgb_exact(c: np.ndarray) -> np.ndarray:
@@ -85,9 +93,6 @@ def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
     pixel cost ~6 ms a 256x256 frame)."""
     c = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
     return _LINEAR_TO_SRGB[np.rint(c * _LINEAR_LEVELS).astype(np.int32)]
-
-
-_SRGB_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.uint8))  # a table: 8-bit sRGB -> linear
 
 
 def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
@@ -108,28 +113,27 @@ def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
 FEATHER_PX = (2.0, 6.0)
 
 
-def feather_into_ground(object_rgb: np.ndarray, ground_linear: np.ndarray, object_mask: np.ndarray,
-                        feather: tuple[float, float] = FEATHER_PX) -> np.ndarray:
-    """The object pass's uint8 crop, faded in linear light into the ground pass's crop (same size)
-    with distance from ``object_mask``: unchanged near the object, exactly the ground far from it."""
+def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], object_rgb: np.ndarray,
+             object_mask: np.ndarray | None = None, feather: tuple[float, float] = FEATHER_PX) -> np.ndarray:
+    """The final uint8 frame: the ground pass, and inside ``region`` the object pass -- all of it,
+    or with ``object_mask`` (the region's object pixels) only near the object, faded in linear
+    light into the ground pass with (chessboard) distance from it: untouched up to ``feather[0]``
+    pixels, exactly the ground from ``feather[1]``."""
     from scipy.ndimage import distance_transform_cdt
 
-    near, far = feather
-    if not object_mask.any():
-        return linear_to_srgb(ground_linear)
-    d = distance_transform_cdt(~object_mask, metric="chessboard")  # 4x cheaper than Euclidean; a 4-px fade
-    out = object_rgb.copy()
-    ground = d >= far
-    out[ground] = linear_to_srgb(ground_linear[ground])
-    band = (d > near) & ~ground
-    w = ((far - d[band]) / (far - near)).astype(np.float32)[:, None]
-    out[band] = linear_to_srgb(w * _SRGB_TO_LINEAR[object_rgb[band]] + (1 - w) * ground_linear[band])
-    return out
-
-
-def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], object_rgb: np.ndarray) -> np.ndarray:
-    """The final uint8 frame: the object pass inside ``region``, the ground pass elsewhere."""
     out = linear_to_srgb(ground_linear)
     x0, y0, x1, y1 = region
-    out[y0:y1, x0:x1] = object_rgb
+    crop = out[y0:y1, x0:x1]
+    if object_mask is None:
+        crop[...] = object_rgb
+        return out
+    if not object_mask.any():
+        return out
+    near, far = feather
+    d = distance_transform_cdt(~object_mask, metric="chessboard")  # 4x cheaper than Euclidean; a 4-px fade
+    keep = d <= near
+    crop[keep] = object_rgb[keep]
+    band = (d > near) & (d < far)
+    w = ((far - d[band]) / (far - near)).astype(np.float32)[:, None]
+    crop[band] = linear_to_srgb(w * srgb_to_linear(object_rgb[band]) + (1 - w) * ground_linear[y0:y1, x0:x1][band])
     return out

@@ -65,7 +65,7 @@ def calibration(samples: int) -> float:
     """CPU-s of one production render of a fixed scene (procedural chair 0) alone on one core
     (perf/bench_render.py): the host's speed now, to divide pipeline figures of different hours by."""
     res = subprocess.run([sys.executable, str(Path(__file__).with_name("bench_render.py")), "--procedural", "1",
-                          "--real", "0", "--repeats", "5", "--samples", str(samples)],
+                          "--real", "0", "--repeats", "5", "--samples", str(samples), "--no-baselines"],
                          capture_output=True, text=True, check=True)
     line = next(x for x in res.stdout.splitlines() if x.startswith(f"production@{samples} "))
     return float(line.split()[1])

@@ -40,11 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
+from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
 ALL_CPUS = sorted(os.sched_getaffinity(0))
-from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # noqa: E402  (no bpy)
-
 REF_CACHE_VERSION = 1  # bump when the scene (materials, lights, geometry) renders differently
 
 
@@ -164,6 +164,8 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
                     help="gpu: CUDA/OptiX for production and the textbook renders (the reference stays on the CPU)")
     ap.add_argument("--sheet", type=Path, default=None, help="write a side-by-side PNG here")
+    ap.add_argument("--no-baselines", dest="baselines", action="store_false",
+                    help="production (and --unfiltered) only: no flag-only, naive or masks-only renders")
     ap.add_argument("--ref-cache", type=Path, default=Path("out/bench-render-refs"),
                     help="references rendered before are read from here (keyed by scene, view and spp)")
     args = ap.parse_args()
@@ -189,7 +191,7 @@ def main() -> None:
     K = intrinsics(res)
     productions = [f"production@{n}" for n in args.samples.split(",")]
     unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
-    settings = productions + unfiltered + ["flag-only", "naive", "masks-only"]
+    settings = productions + unfiltered + (["flag-only", "naive", "masks-only"] if args.baselines else [])
     rows = {s: {"cpu": [], "wall": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
     setup, region_share, tiles = [], [], []
     for n, ref in enumerate(refs):
@@ -241,8 +243,9 @@ def main() -> None:
         print(f"{s:14s} {med(v['cpu']):11.3f} {1 / med(v['wall']):8.2f} {med(v['psnr_obj']) if scored else float('nan'):10.1f} "
               f"{med(v['psnr_all']) if scored else float('nan'):10.1f} {med(v['share']):14.0%}")
     main_setting = f"production@{OBJECT_SAMPLES}" if f"production@{OBJECT_SAMPLES}" in rows else productions[0]
-    print(f"naive / {main_setting} cost ratio (same run): {med(rows['naive']['cpu']) / med(rows[main_setting]['cpu']):.2f}x; "
-          f"flag-only / {main_setting}: {med(rows['flag-only']['cpu']) / med(rows[main_setting]['cpu']):.2f}x")
+    if args.baselines:
+        print(f"naive / {main_setting} cost ratio (same run): {med(rows['naive']['cpu']) / med(rows[main_setting]['cpu']):.2f}x; "
+              f"flag-only / {main_setting}: {med(rows['flag-only']['cpu']) / med(rows[main_setting]['cpu']):.2f}x")
     print(f"object rectangle: median {med(region_share):.0%} of the frame; scene set-up per variant "
           f"(parts, UVs, materials, light): median {med(setup):.2f} s wall")
     if args.sheet:
@@ -252,7 +255,7 @@ def main() -> None:
 
         out_tiles = []
         for sid, imgs in tiles:
-            for s in ("reference", main_setting, "flag-only", "naive"):
+            for s in [x for x in ("reference", main_setting, "flag-only", "naive") if x in imgs]:
                 im = Image.fromarray(imgs[s]["rgb"])
                 ImageDraw.Draw(im).text((4, 4), s, fill=(0, 0, 160))
                 out_tiles.append(im)

@@ -9,8 +9,8 @@ import pytest
 
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoint
 from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.render_region import (FEATHER_PX, assemble, feather_into_ground, linear_to_srgb, render_region,
-                                                   srgb_to_linear, upsample_ground)
+from brokenchairs.generation.render_region import (FEATHER_PX, assemble, linear_to_srgb, render_region, srgb_to_linear,
+                                                   upsample_ground)
 from brokenchairs.generation.sources import load_ref, procedural_refs
 
 
@@ -56,7 +56,7 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
     obj = np.full((40, 60, 3), 200, np.uint8)  # the denoised crop: its ground a shade darker
     mask = np.zeros((40, 60), bool)
     mask[15:25, 20:30] = True
-    out = feather_into_ground(obj, ground, mask)
+    out = assemble(ground, (0, 0, 60, 40), obj, mask)
     near, far = FEATHER_PX
     ys, xs = np.mgrid[:40, :60]
     # chessboard distance to the object (the feather's metric)
@@ -68,7 +68,7 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
     # a row leaving the object: the values rise monotonically from the object pass to the ground pass
     row = out[20, 29:].astype(int)[:, 0]
     assert (np.diff(row) >= 0).all() and row[0] == 200 and row[-1] == 230
-    np.testing.assert_array_equal(feather_into_ground(obj, ground, np.zeros_like(mask)), linear_to_srgb(ground))
+    np.testing.assert_array_equal(assemble(ground, (0, 0, 60, 40), obj, np.zeros_like(mask)), linear_to_srgb(ground))
 
 
 def _scene(tmp_path, res: int, samples: int):
