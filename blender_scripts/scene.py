@@ -168,13 +168,19 @@ def render(write_still: bool = True) -> None:
         bpy.ops.render.render(write_still=write_still)
 
 
+def scratch_dir() -> str | None:
+    """Where render results make their round trip through files: /dev/shm (memory) where there is
+    one, else the system's temp folder (``None`` for ``tempfile``)."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
 def render_rgba() -> np.ndarray:
     """Render the scene camera to an (H,W,4) uint8 array (via a temporary PNG)."""
     scene = bpy.context.scene
     scene.render.image_settings.file_format = "PNG"
     scene.render.image_settings.color_mode = "RGBA"
     scene.render.image_settings.compression = 0  # a temporary file: zlib time buys nothing
-    fd, tmp = tempfile.mkstemp(suffix=".png")
+    fd, tmp = tempfile.mkstemp(suffix=".png", prefix="brokenchairs-", dir=scratch_dir())
     os.close(fd)
     try:
         scene.render.filepath = tmp

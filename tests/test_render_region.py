@@ -87,7 +87,9 @@ def _psnr(a, b, mask):
 
 @pytest.mark.blender
 def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
+    from brokenchairs.blender_scripts.query_scene import SAMPLING_PATTERN
     from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.render_region import OBJECT_SAMPLES
 
     res = 64
     r, library, by_name = _scene(tmp_path, res, 2)
@@ -99,9 +101,12 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
         r.set_light(int(rng.integers(4)))
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-        full, two = r.render_single_pass(K, w2c, 2), r.render(K, w2c)
+        full, two = r.render_single_pass(K, w2c, 2, pattern=SAMPLING_PATTERN), r.render(K, w2c)
         masks = r.render(K, w2c, masks_only=True)
-        for out in (two, masks):
+        r.samples = OBJECT_SAMPLES
+        production = r.render(K, w2c)  # the index is written by each pixel's first sample, whatever the count
+        r.samples = 2
+        for out in (two, masks, production):
             np.testing.assert_array_equal(out["index"], full["index"])
         np.testing.assert_allclose(two["depth"], full["depth"], rtol=1e-6, atol=1e-6)
         assert set(masks) == {"index"}  # no image or depth is written for masks-only renders
