@@ -28,10 +28,13 @@ from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE,
                                                    hull_points, render_region, upsample_ground)
 from brokenchairs.generation.shape import Part
 
-# Cycles' blue-noise sample pattern: at 12 spp +0.3 dB median chair PSNR after the denoiser over the
-# tabulated Sobol pattern of bpy 5.0's factory scene (same cost; perf/bench_render.py). The first
-# sample of each pixel is the same whatever the sample count, so the masks-only renders' object
-# index still equals the full render's (a test checks).
+# Cycles' blue-noise sample pattern: +0.3 dB median chair PSNR after the denoiser over the tabulated
+# Sobol pattern of bpy 5.0's factory scene, at the same cost (perf/bench_render.py), so 11 spp now
+# does what 12 did. The first sample of each pixel is the same whatever the sample count, so the
+# masks-only renders' object index still equals the full render's (a test checks). Its samples
+# depend on the largest sample count the Cycles session has rendered so far, so each renderer
+# first renders one pixel at its largest count (``prime``): every render of a worker, the first
+# included, then samples the same way, and a resumed run equals an uninterrupted one (a test).
 SAMPLING_PATTERN = "BLUE_NOISE"
 FACTORY_PATTERN = "TABULATED_SOBOL"  # the baselines of render_single_pass: Cycles as it comes
 
@@ -70,6 +73,15 @@ class QueryRenderer:
         self._lights: list[bpy.types.Object] = []
         self._groups = label_groups()
         self._unshaded = _black_emission()  # the material of masks-only renders
+        self.prime(max(samples, ground_samples))
+
+    def prime(self, samples: int) -> None:
+        """One pixel of the empty scene at ``samples`` spp: Cycles' blue-noise pattern is set by the
+        largest count rendered so far, so renders at up to ``samples`` spp sample as in any other
+        renderer primed so (module docstring). Raising ``self.samples`` past it changes later images."""
+        r = self.resolution
+        K = np.array([[r, 0, r / 2], [0, r, r / 2], [0, 0, 1]], float)
+        self._pass(K, np.eye(4), r, (0, 0, 1, 1), objects=False, samples=samples, denoise=False, passes=(), rgb=False)
 
     # --- scene ------------------------------------------------------------------------------
     def _ground(self) -> None:

@@ -1,6 +1,6 @@
 """Query generation cost at the production settings: images/s, CPU-s per kept image, render share.
 
-Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 12] [--workers 2] [--repeats 3] [--calibrate]
+Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 11] [--workers 2] [--repeats 3] [--calibrate]
                                      [--no-pin] [--out DIR]
 Runs `generate` on procedural chairs (all types) into a fresh folder and prints the figures the
 generate issue asks for. CPU-seconds = wall time x cores in use (the workers keep both busy).

@@ -7,7 +7,7 @@ materials and a light preset, renders the same 256x256 query views with
   production   the default of `brokenchairs generate`: a 1/4-resolution ground pass, then the
                object's rectangle at --samples spp composited over it in linear light and denoised
                (OIDN, albedo + normal, prefilter and quality FAST), with the texture maps prefiltered
-               for the camera (blender_scripts/query_materials.py); --samples 12,16,24 sweeps,
+               for the camera (blender_scripts/query_materials.py); --samples 11,12,16 sweeps,
   unfiltered   (--unfiltered N) production at N spp with the map files as they are,
   flag-only    the best single-pass setting of the issue: full frame, 4 spp, Cycles' OIDN with
                prefilter and quality FAST, composited over white afterwards,
@@ -187,51 +187,56 @@ def main() -> None:
     library = load_library(lib_dir)
     by_name = {m.name: m for m in library}
     refs = procedural_refs(args.procedural, 0) + (partnet_refs(PARTNET)[: args.real] if args.real else [])
-    r = QueryRenderer(res, OBJECT_SAMPLES, args.device, args.threads, True, ground_samples=args.ground_samples)
     K = intrinsics(res)
     productions = [f"production@{n}" for n in args.samples.split(",")]
     unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
     settings = productions + unfiltered + (["flag-only", "naive", "masks-only"] if args.baselines else [])
     rows = {s: {"cpu": [], "wall": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
-    setup, region_share, tiles = [], [], []
-    for n, ref in enumerate(refs):
-        shape = load_ref(ref)
-        rng = np.random.default_rng(n)
-        index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
-        t0 = time.perf_counter()
-        light = int(rng.integers(4))
-        r.set_light(light)
-        r.prefilter_textures = True
-        scene_args = (shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
-        r.set_parts(*scene_args)
-        setup.append(time.perf_counter() - t0)
-        cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
-        jobs = [{"ref": ref.to_json(), "light": light, "assignment": scene_args[2], "library": str(lib_dir.resolve()),
-                 "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
-        references = reference_images(jobs, args.ref_cache)
-        for w2c, reference in zip(cams, references):
-            x0, y0, x1, y1 = r.region(K, w2c)
-            region_share.append((x1 - x0) * (y1 - y0) / res**2)
-            imgs = {"reference": reference}
-            for s in settings:
-                use_textures(r, prefiltered(s), scene_args)  # not timed: a worker builds its materials once
-                for _ in range(args.repeats):
-                    out, wall, inside = timed_render(r, s, K, w2c)
-                    rows[s]["cpu"].append(wall * args.threads)
-                    rows[s]["wall"].append(wall)
-                    rows[s]["share"].append(inside / wall)
-                imgs[s] = out
-            ref_img, obj = reference["rgb"], reference["index"] > 0
-            for s in settings:
-                if "rgb" not in imgs[s]:  # masks-only renders make no image
-                    continue
-                rows[s]["psnr_obj"].append(psnr(imgs[s]["rgb"], ref_img, obj))
-                rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
-            tiles.append((ref.shape_id, imgs))
-            print(f"  {ref.shape_id}: rectangle {region_share[-1]:.0%} of the frame; chair PSNR "
-                  + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in settings if s != "masks-only"),
-                  flush=True)
-        r.clear()
+    setup, region_share, tiles = [], [], {}
+    # Each sample count renders in a renderer of its own, as a `generate` worker does: Cycles'
+    # blue-noise pattern depends on the largest count a session has rendered (query_scene.prime).
+    groups = [[s] for s in productions + unfiltered] + ([["flag-only", "naive", "masks-only"]] if args.baselines else [])
+    for g, group in enumerate(groups):
+        spp = int(group[0].split("@")[1]) if "@" in group[0] else OBJECT_SAMPLES
+        r = QueryRenderer(res, spp, args.device, args.threads, True, ground_samples=args.ground_samples)
+        for n, ref in enumerate(refs):
+            shape = load_ref(ref)
+            rng = np.random.default_rng(n)
+            index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
+            t0 = time.perf_counter()
+            light = int(rng.integers(4))
+            r.set_light(light)
+            r.prefilter_textures = True
+            scene_args = (shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
+            r.set_parts(*scene_args)
+            if g == 0:
+                setup.append(time.perf_counter() - t0)
+            cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
+            jobs = [{"ref": ref.to_json(), "light": light, "assignment": scene_args[2], "library": str(lib_dir.resolve()),
+                     "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
+            references = reference_images(jobs, args.ref_cache)
+            for v, (w2c, reference) in enumerate(zip(cams, references)):
+                if g == 0:
+                    x0, y0, x1, y1 = r.region(K, w2c)
+                    region_share.append((x1 - x0) * (y1 - y0) / res**2)
+                imgs = tiles.setdefault((n, v), (ref.shape_id, {"reference": reference}))[1]
+                for s in group:
+                    use_textures(r, prefiltered(s), scene_args)  # not timed: a worker builds its materials once
+                    for _ in range(args.repeats):
+                        out, wall, inside = timed_render(r, s, K, w2c)
+                        rows[s]["cpu"].append(wall * args.threads)
+                        rows[s]["wall"].append(wall)
+                        rows[s]["share"].append(inside / wall)
+                    imgs[s] = out
+                ref_img, obj = reference["rgb"], reference["index"] > 0
+                scored = [s for s in group if "rgb" in imgs[s]]  # masks-only renders make no image
+                for s in scored:
+                    rows[s]["psnr_obj"].append(psnr(imgs[s]["rgb"], ref_img, obj))
+                    rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
+                print(f"  {ref.shape_id}: chair PSNR " + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in scored),
+                      flush=True)
+            r.clear()
+    tiles = [tiles[k] for k in sorted(tiles)]
     med = lambda v: statistics.median(v)  # noqa: E731
     print(f"\n{len(refs)} chairs ({args.procedural} procedural, {args.real} real) x {args.views} views, {res}x{res}, "
           f"{args.device}, {args.threads} thread(s) on as many cores, medians of {args.repeats} repetitions; reference: {args.ref_spp} spp, "

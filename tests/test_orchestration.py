@@ -133,7 +133,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(kill_reference, tmp_path,
         "startup": lambda out: (out / "dataset.json").exists(),
         "one_shard": lambda out: _complete_shards(out) >= 1,
         "half_shards": lambda out: _complete_shards(out) >= total // 2,
-        "most_shards": lambda out: _complete_shards(out) >= total - 1,
+        "most_shards": lambda out: _complete_shards(out) >= total - 2,  # not - 1: both workers may finish within a poll
     }
     out = tmp_path / "killed"
     done = _run_until(out, conditions[point])
