@@ -61,14 +61,22 @@ def run_once(args, out: Path) -> dict:
             "share": stats.render_seconds / stats.worker_seconds}
 
 
-def calibration(samples: int) -> float:
-    """CPU-s of one production render of a fixed scene (procedural chair 0) alone on one core
-    (perf/bench_render.py): the host's speed now, to divide pipeline figures of different hours by."""
+# Issue 10's target was set on a host where the best flag-only render (perf/bench_render.py's
+# "flag-only") cost 1.13 CPU-s: 0.5 CPU-s per kept query is 0.44 of that render, a figure the
+# host's drift does not move.
+TARGET_CPU_S, ISSUE_FLAG_ONLY_CPU_S = 0.5, 1.13
+
+
+def calibration(samples: int) -> dict[str, float]:
+    """CPU-s of one production render and of one flag-only render (single pass, 4 spp, Cycles'
+    OIDN FAST) of a fixed scene (procedural chair 0) alone on one core (perf/bench_render.py): the
+    host's speed now, to divide pipeline figures of different hours by."""
     res = subprocess.run([sys.executable, str(Path(__file__).with_name("bench_render.py")), "--procedural", "1",
-                          "--real", "0", "--repeats", "5", "--samples", str(samples), "--no-baselines"],
+                          "--real", "0", "--repeats", "3", "--samples", str(samples)],
                          capture_output=True, text=True, check=True)
-    line = next(x for x in res.stdout.splitlines() if x.startswith(f"production@{samples} "))
-    return float(line.split()[1])
+    rows = {x.split()[0]: float(x.split()[1]) for x in res.stdout.splitlines()
+            if x.startswith((f"production@{samples} ", "flag-only "))}
+    return {"production": rows[f"production@{samples}"], "flag-only": rows["flag-only"]}
 
 
 def main() -> None:
@@ -99,11 +107,17 @@ def main() -> None:
               f"in render call {med['share']:.0%}")
     if before is not None:
         after = calibration(args.samples)
-        unit = statistics.mean([before, after])
         per_kept = statistics.median(r["per_kept"] for r in runs)
-        print(f"calibration: one production render of procedural chair 0, alone on one core: {before:.3f} CPU-s "
-              f"before, {after:.3f} after -> CPU-s per kept query = {per_kept / unit:.2f} x that render")
-
+        inside = statistics.median(r["inside"] for r in runs)
+        unit = {k: statistics.mean([before[k], after[k]]) for k in before}
+        print(f"calibration, procedural chair 0 alone on one core, before / after: production render "
+              f"{before['production']:.3f} / {after['production']:.3f} CPU-s, flag-only render "
+              f"{before['flag-only']:.3f} / {after['flag-only']:.3f}")
+        print(f"CPU-s per kept query = {per_kept / unit['production']:.2f} x the production render, "
+              f"{per_kept / unit['flag-only']:.3f} x the flag-only render ({inside / unit['flag-only']:.3f} inside the "
+              f"workers); issue 10's target: {TARGET_CPU_S / ISSUE_FLAG_ONLY_CPU_S:.3f} x (0.5 CPU-s where flag-only "
+              f"took {ISSUE_FLAG_ONLY_CPU_S}) -> at that host speed {per_kept / unit['flag-only'] * ISSUE_FLAG_ONLY_CPU_S:.2f} "
+              f"CPU-s per kept query ({inside / unit['flag-only'] * ISSUE_FLAG_ONLY_CPU_S:.2f} inside the workers)")
 
 if __name__ == "__main__":
     main()
