@@ -10,6 +10,7 @@ top of the image, as in OpenCV), as EXR stores them.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,6 +44,7 @@ class PassReader:
         layers = tree.nodes.new("CompositorNodeRLayers")
         self.tree, self.layers = tree, layers  # others may add to the compositor (query_compositor)
         self.dir = Path(tempfile.mkdtemp(prefix="brokenchairs-passes-", dir=scratch_dir()))
+        atexit.register(self.close)  # the folder goes with the process (it is empty between renders)
         self.passes = passes
         self.outputs = {}
         for name in passes:

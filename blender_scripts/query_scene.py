@@ -78,7 +78,8 @@ class QueryRenderer:
     def prime(self, samples: int) -> None:
         """One pixel of the empty scene at ``samples`` spp: Cycles' blue-noise pattern is set by the
         largest count rendered so far, so renders at up to ``samples`` spp sample as in any other
-        renderer primed so (module docstring). Raising ``self.samples`` past it changes later images."""
+        renderer primed so (module docstring). Rendering more samples later (a higher ``self.samples``,
+        a ``render_single_pass`` reference) changes the images after it."""
         r = self.resolution
         K = np.array([[r, 0, r / 2], [0, r, r / 2], [0, 0, 1]], float)
         self._pass(K, np.eye(4), r, (0, 0, 1, 1), objects=False, samples=samples, denoise=False, passes=(), rgb=False)
