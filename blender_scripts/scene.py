@@ -9,6 +9,7 @@ cam_to_world_blender = inverse(world_to_cam) @ diag(1, -1, -1, 1).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -168,6 +169,7 @@ def render(write_still: bool = True) -> None:
         bpy.ops.render.render(write_still=write_still)
 
 
+@functools.cache  # asked on every render
 def scratch_dir() -> str | None:
     """Where render results make their round trip through files: /dev/shm (memory) where there is
     one, else the system's temp folder (``None`` for ``tempfile``)."""

@@ -16,7 +16,7 @@ import numpy as np
 
 MAGIC = b"\x76\x2f\x31\x01"
 _PIXEL_TYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}  # UINT, HALF, FLOAT
-_TILED, _LONG_NAMES, _DEEP, _MULTIPART = 0x200, 0x400, 0x800, 0x1000
+_TILED, _DEEP, _MULTIPART = 0x200, 0x800, 0x1000  # version flags (long attribute names, 0x400, need nothing)
 
 
 def _cstring(data: bytes, at: int) -> tuple[str, int]:

@@ -192,34 +192,39 @@ def main() -> None:
     unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
     settings = productions + unfiltered + (["flag-only", "naive", "masks-only"] if args.baselines else [])
     rows = {s: {"cpu": [], "wall": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
-    setup, region_share, tiles = [], [], {}
+    # Each chair's light, materials, views and references, drawn once for all settings.
+    scenes = []
+    for n, ref in enumerate(refs):
+        shape = load_ref(ref)
+        rng = np.random.default_rng(n)
+        light = int(rng.integers(4))
+        assignment = assign_materials(shape, library, rng)
+        cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
+        jobs = [{"ref": ref.to_json(), "light": light, "assignment": assignment, "library": str(lib_dir.resolve()),
+                 "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
+        scenes.append((ref.shape_id, shape, light, assignment, list(zip(cams, reference_images(jobs, args.ref_cache)))))
+    setup, region_share = [], []
+    tiles = [(sid, {"reference": reference}) for sid, *_, views in scenes for _, reference in views]
     # Each sample count renders in a renderer of its own, as a `generate` worker does: Cycles'
     # blue-noise pattern depends on the largest count a session has rendered (query_scene.prime).
     groups = [[s] for s in productions + unfiltered] + ([["flag-only", "naive", "masks-only"]] if args.baselines else [])
     for g, group in enumerate(groups):
         spp = int(group[0].split("@")[1]) if "@" in group[0] else OBJECT_SAMPLES
         r = QueryRenderer(res, spp, args.device, args.threads, True, ground_samples=args.ground_samples)
-        for n, ref in enumerate(refs):
-            shape = load_ref(ref)
-            rng = np.random.default_rng(n)
-            index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
+        tile = iter(tiles)
+        for sid, shape, light, assignment, views in scenes:
             t0 = time.perf_counter()
-            light = int(rng.integers(4))
             r.set_light(light)
             r.prefilter_textures = True
-            scene_args = (shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
+            scene_args = (shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())}, assignment, by_name)
             r.set_parts(*scene_args)
             if g == 0:
                 setup.append(time.perf_counter() - t0)
-            cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
-            jobs = [{"ref": ref.to_json(), "light": light, "assignment": scene_args[2], "library": str(lib_dir.resolve()),
-                     "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
-            references = reference_images(jobs, args.ref_cache)
-            for v, (w2c, reference) in enumerate(zip(cams, references)):
+            for w2c, reference in views:
                 if g == 0:
                     x0, y0, x1, y1 = r.region(K, w2c)
                     region_share.append((x1 - x0) * (y1 - y0) / res**2)
-                imgs = tiles.setdefault((n, v), (ref.shape_id, {"reference": reference}))[1]
+                imgs = next(tile)[1]
                 for s in group:
                     use_textures(r, prefiltered(s), scene_args)  # not timed: a worker builds its materials once
                     for _ in range(args.repeats):
@@ -233,10 +238,8 @@ def main() -> None:
                 for s in scored:
                     rows[s]["psnr_obj"].append(psnr(imgs[s]["rgb"], ref_img, obj))
                     rows[s]["psnr_all"].append(psnr(imgs[s]["rgb"], ref_img))
-                print(f"  {ref.shape_id}: chair PSNR " + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in scored),
-                      flush=True)
+                print(f"  {sid}: chair PSNR " + ", ".join(f"{s} {rows[s]['psnr_obj'][-1]:.1f}" for s in scored), flush=True)
             r.clear()
-    tiles = [tiles[k] for k in sorted(tiles)]
     med = lambda v: statistics.median(v)  # noqa: E731
     print(f"\n{len(refs)} chairs ({args.procedural} procedural, {args.real} real) x {args.views} views, {res}x{res}, "
           f"{args.device}, {args.threads} thread(s) on as many cores, medians of {args.repeats} repetitions; reference: {args.ref_spp} spp, "
