@@ -136,6 +136,9 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
         if on_shard:
             on_shard(res)
     stats.seconds = time.perf_counter() - t0
+    # Again at the end: a worker SIGKILLed just before this run started may still have been
+    # exiting (not yet a zombie) at the first sweep, and its temporary would outlive the run.
+    remove_stale_tmp(out / "shards")
     finish(out, tasks)
     return stats
 

@@ -104,4 +104,5 @@ def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, wo
         if on_shard:
             on_shard(result)
     stats.seconds = time.perf_counter() - t0
+    remove_stale_tmp(out / "shards")  # again: a worker killed just before this run may have been exiting at the first sweep
     return stats

@@ -1,9 +1,10 @@
 """Query generation cost at the production settings: images/s, CPU-s per kept image, render share.
 
-Usage: python perf/bench_generate.py [--shapes 6] [--resolution 256] [--samples 11] [--workers 2] [--repeats 3] [--calibrate]
-                                     [--no-pin] [--out DIR]
+Usage: python perf/bench_generate.py [--shapes 6] [--real 0] [--resolution 256] [--samples 11] [--workers 2] [--repeats 3]
+                                     [--calibrate] [--no-pin] [--out DIR]
 Runs `generate` on procedural chairs (all types) into a fresh folder and prints the figures the
-generate issue asks for. CPU-seconds = wall time x cores in use (the workers keep both busy).
+generate issue asks for; ``--real N`` runs it on the first N real PartNet chairs of
+../shared/data/partnet-chairs (or $BROKENCHAIRS_PARTNET) instead, meshes of up to ~50k triangles. CPU-seconds = wall time x cores in use (the workers keep both busy).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from pathlib import Path
 from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
 from brokenchairs.generation.materials.library import synth_library
 from brokenchairs.generation.render_region import OBJECT_SAMPLES
-from brokenchairs.generation.sources import procedural_refs
+from brokenchairs.generation.sources import partnet_refs, procedural_refs
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
 
 
 def run_once(args, out: Path) -> dict:
@@ -34,20 +38,22 @@ def run_once(args, out: Path) -> dict:
                          materials=str(mats.resolve()))
     cores = min(os.cpu_count() or 1, args.workers * max(1, (os.cpu_count() or 1) // args.workers))
     t0 = time.perf_counter()
-    stats = generate(out, procedural_refs(args.shapes, args.seed), cfg, workers=args.workers, pin=args.pin)
+    refs = partnet_refs(PARTNET)[: args.real] if args.real else procedural_refs(args.shapes, args.seed)
+    stats = generate(out, refs, cfg, workers=args.workers, pin=args.pin)
     wall = time.perf_counter() - t0
     kept = sum(stats.kept.values())
     views = args.views or "Table-1"
     threads = max(1, (os.cpu_count() or 1) // args.workers)
-    print(f"generate: {args.shapes} procedural chairs x {len(KINDS)} types x {views} views, "
+    chairs = f"{len(refs)} real PartNet" if args.real else f"{args.shapes} procedural"
+    print(f"generate: {chairs} chairs x {len(KINDS)} types x {views} views, "
           f"{args.resolution}x{args.resolution}, ground pass + object pass at {args.samples} spp + OIDN, "
           f"{args.workers} workers on {cores} cores ({'each bound to its own' if args.pin else 'not pinned'}), "
           f"twins {'on' if args.twins else 'off'}")
     print(f"renders              {stats.images_rendered} full quality + {stats.mask_renders} masks-only  "
           f"({stats.images_rendered / wall:.2f} full renders/s)")
     print(f"kept queries         {kept}  ({kept / wall:.2f} kept/s)  {dict(sorted(stats.kept.items()))}")
-    print(f"CPU-s per kept image {wall * cores / kept:.2f} (wall x cores)   CPU-s per full render {wall * cores / stats.images_rendered:.2f}")
-    print(f"  inside the workers {stats.worker_seconds * threads / kept:.2f} per kept image (without worker start-up and "
+    print(f"CPU-s per kept image {wall * cores / kept:.3f} (wall x cores)   CPU-s per full render {wall * cores / stats.images_rendered:.3f}")
+    print(f"  inside the workers {stats.worker_seconds * threads / kept:.3f} per kept image (without worker start-up and "
           f"the idle tail of a run this small: what a long run converges to)")
     print(f"time in render call  {stats.render_seconds / stats.worker_seconds:.0%} of worker time")
     print(f"wall                 {wall:.1f} s")
@@ -82,6 +88,7 @@ def calibration(samples: int) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", type=int, default=6)
+    ap.add_argument("--real", type=int, default=0, help="run on the first N real PartNet chairs instead (--shapes is then unused)")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--samples", type=int, default=OBJECT_SAMPLES)
     ap.add_argument("--views", type=int, default=0, help="fixed views per variant (default: Table 1 law)")
