@@ -22,6 +22,7 @@ from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.blender_scripts.query_compositor import QueryCompositor
 from brokenchairs.blender_scripts.query_materials import build_material, smart_uv
+from brokenchairs.generation.coverage import coverage as silhouette_coverage, triangles_2d
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
 from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
@@ -41,7 +42,8 @@ FACTORY_PATTERN = "TABULATED_SOBOL"  # the baselines of render_single_pass: Cycl
 
 class QueryRenderer:
     def __init__(self, resolution: int, samples: int = OBJECT_SAMPLES, device: str = "cpu", threads: int | None = None,
-                 denoise: bool = True, ground_samples: int = GROUND_SAMPLES, prefilter_textures: bool = True):
+                 denoise: bool = True, ground_samples: int = GROUND_SAMPLES, prefilter_textures: bool = True,
+                 exact_coverage: bool = True):
         self.resolution = resolution
         sc.init_blender(threads)
         scene = bpy.context.scene
@@ -66,9 +68,12 @@ class QueryRenderer:
         set_device(device)
         sc.set_resolution(resolution, resolution)
         self._ground()
-        self.passes = PassReader(("depth", "index"))
+        self.passes = PassReader(("depth", "index", "alpha"))
         self.compositor = QueryCompositor(self.passes.tree, self.passes.layers)
         self._hull: np.ndarray | None = None
+        self._geometry: tuple[np.ndarray, np.ndarray] | None = None  # every part's (vertices, faces), one array each
+        # the object pass's silhouettes from generation.coverage instead of the samples' alpha (query_compositor)
+        self.exact_coverage = exact_coverage
         self.prefilter_textures = prefilter_textures  # maps reduced to what the camera resolves (query_materials)
         self._materials: dict[tuple[str, bool], bpy.types.Material] = {}
         self._objects: dict[int, bpy.types.Object] = {}  # node id -> object
@@ -148,6 +153,7 @@ class QueryRenderer:
         if new:
             smart_uv(new)
         self._hull = hull_points(np.concatenate([p.mesh.vertices for p in parts])) if parts else None
+        self._geometry = _merged(parts) if parts else None
         for node_id, obj in self._objects.items():
             mat = library[assignment[group_of(obj["label"], self._groups)]]
             self._assign(obj, mat)
@@ -157,7 +163,7 @@ class QueryRenderer:
             data = obj.data
             bpy.data.objects.remove(obj, do_unlink=True)
             bpy.data.meshes.remove(data)
-        self._objects, self._mesh_of, self._hull = {}, {}, None
+        self._objects, self._mesh_of, self._hull, self._geometry = {}, {}, None, None
 
     def _assign(self, obj: bpy.types.Object, material: Material) -> None:
         key = (material.name, self.prefilter_textures)
@@ -205,14 +211,24 @@ class QueryRenderer:
         out = []
         for c, region, ground in zip(cams, regions, grounds):
             x0, y0, x1, y1 = region
+            cov = silhouette_coverage(triangles_2d(*self._geometry, K, c), region) if self.exact_coverage else None
             rgb, passes = self._pass(K, c, r, region, objects=True, samples=self.samples, denoise=self.denoise,
-                                     background=ground[y0:y1, x0:x1])
+                                     background=ground[y0:y1, x0:x1], coverage=cov)
             index = np.zeros((r, r), np.int32)
             depth = np.zeros((r, r), np.float32)
             index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
             depth[y0:y1, x0:x1] = clean_depth(passes["depth"])
             out.append({"rgb": assemble(ground, region, rgb, index[y0:y1, x0:x1] > 0), "index": index, "depth": depth})
         return out
+
+    def render_alpha(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int) -> np.ndarray:
+        """The object's (h, w) alpha over the whole frame as Cycles' ``samples`` camera samples per
+        pixel estimate it (the object pass unshaded): the truth ``generation.coverage`` computes
+        exactly, for tests and benchmarks."""
+        r = self.resolution
+        _, passes = self._pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
+                               shaded=False, passes=("alpha",), rgb=False)
+        return passes["alpha"]
 
     def _masks(self, K: np.ndarray, world_to_cam: np.ndarray, region: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
         r = self.resolution
@@ -254,12 +270,14 @@ class QueryRenderer:
 
     def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
               background: np.ndarray | None = None, ground_visible: bool | None = None, shaded: bool = True,
-              passes: tuple[str, ...] = ("depth", "index"), rgb: bool = True) -> tuple[np.ndarray | None, dict]:
+              passes: tuple[str, ...] = ("depth", "index"), rgb: bool = True,
+              coverage: np.ndarray | None = None) -> tuple[np.ndarray | None, dict]:
         """One Cycles render of ``region`` of a size x size frame: (RGB uint8 crop or None, passes crop).
         ``objects``: the chair is seen by the camera (else only its shadows on the ground); the
         ground is seen by the camera only when the chair is not, unless ``ground_visible``;
         ``shaded=False``: every object in the black emission material (masks-only renders);
-        ``passes``: the passes to write and read; ``rgb=False``: no image file written or read."""
+        ``passes``: the passes to write and read; ``rgb=False``: no image file written or read;
+        ``coverage``: the object's exact coverage of ``region`` in place of the render's alpha."""
         # Only what differs is set: assigning even the same value tags the datablock, and Cycles then
         # re-syncs it (material_override: every object, ~25 ms on a 45k-triangle chair).
         _set(bpy.context.scene.view_layers[0], "material_override", None if shaded else self._unshaded)
@@ -269,6 +287,7 @@ class QueryRenderer:
         _set(bpy.context.scene.cycles, "samples", samples)
         self.compositor.set_denoise(denoise)
         self.compositor.set_background(background)
+        self.compositor.set_coverage(coverage)
         self.passes.select(passes)
         sc.set_camera(K, world_to_cam, size, size)
         x0, y0, x1, y1 = region
@@ -290,6 +309,13 @@ class QueryRenderer:
         if got is not None and got != (y1 - y0, x1 - x0):
             raise RuntimeError(f"render border gave {got}, expected {(y1 - y0, x1 - x0)}")
         return image, out
+
+
+def _merged(parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
+    """All parts' vertices and faces as one mesh (Cycles sees their union)."""
+    offsets = np.cumsum([0] + [len(p.mesh.vertices) for p in parts])[:-1]
+    return (np.concatenate([p.mesh.vertices for p in parts]),
+            np.concatenate([np.asarray(p.mesh.faces) + o for p, o in zip(parts, offsets)]))
 
 
 def _set(block, name: str, value) -> None:

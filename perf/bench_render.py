@@ -1,7 +1,8 @@
 """Render quality and cost of query images: production settings vs the naive default vs a reference.
 
 Usage: python perf/bench_render.py [--procedural 2] [--real 2] [--views 1] [--repeats 3] [--ref-spp 1024]
-                                   [--samples 16] [--unfiltered 16] [--threads 1] [--sheet docs/render-quality.png]
+                                   [--samples 16] [--unfiltered 16] [--cycles-alpha 11] [--threads 1]
+                                   [--sheet docs/render-quality.png]
 For procedural chairs and real PartNet chairs (../shared/data/partnet-chairs) with assigned
 materials and a light preset, renders the same 256x256 query views with
   production   the default of `brokenchairs generate`: a 1/4-resolution ground pass, then the
@@ -9,6 +10,8 @@ materials and a light preset, renders the same 256x256 query views with
                (OIDN, albedo + normal, prefilter and quality FAST), with the texture maps prefiltered
                for the camera (blender_scripts/query_materials.py); --samples 11,12,16 sweeps,
   unfiltered   (--unfiltered N) production at N spp with the map files as they are,
+  alpha        (--cycles-alpha N) production at N spp with the samples' own alpha on the
+               silhouettes instead of generation/coverage.py's exact coverage,
   flag-only    the best single-pass setting of the issue: full frame, 4 spp, Cycles' OIDN with
                prefilter and quality FAST, composited over white afterwards,
   naive        Cycles with its default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
@@ -69,8 +72,9 @@ def prefiltered(setting: str) -> bool:
 
 
 def render_setting(r, setting: str, K, w2c) -> dict:
-    if setting.startswith(("production", "unfiltered")):
+    if setting.startswith(("production", "unfiltered", "alpha")):
         r.samples = int(setting.split("@")[1])
+        r.exact_coverage = not setting.startswith("alpha")
         return r.render(K, w2c)
     if setting == "masks-only":
         return r.render(K, w2c, masks_only=True)
@@ -159,6 +163,8 @@ def main() -> None:
     ap.add_argument("--ground-samples", type=int, default=GROUND_SAMPLES, help="spp of production's ground pass")
     ap.add_argument("--unfiltered", default="", help="also production at these spp with the map files as they are "
                     "(no texture prefiltering), comma-separated")
+    ap.add_argument("--cycles-alpha", default="", help="also production at these spp with the samples' own alpha "
+                    "instead of the exact coverage, comma-separated")
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
@@ -190,7 +196,8 @@ def main() -> None:
     K = intrinsics(res)
     productions = [f"production@{n}" for n in args.samples.split(",")]
     unfiltered = [f"unfiltered@{n}" for n in args.unfiltered.split(",")] if args.unfiltered else []
-    settings = productions + unfiltered + (["flag-only", "naive", "masks-only"] if args.baselines else [])
+    alphas = [f"alpha@{n}" for n in args.cycles_alpha.split(",")] if args.cycles_alpha else []
+    settings = productions + unfiltered + alphas + (["flag-only", "naive", "masks-only"] if args.baselines else [])
     rows = {s: {"cpu": [], "wall": [], "psnr_obj": [], "psnr_all": [], "share": []} for s in settings}
     # Each chair's light, materials, views and references, drawn once for all settings.
     scenes = []
@@ -207,7 +214,7 @@ def main() -> None:
     tiles = [(sid, {"reference": reference}) for sid, *_, views in scenes for _, reference in views]
     # Each sample count renders in a renderer of its own, as a `generate` worker does: Cycles'
     # blue-noise pattern depends on the largest count a session has rendered (query_scene.prime).
-    groups = [[s] for s in productions + unfiltered] + ([["flag-only", "naive", "masks-only"]] if args.baselines else [])
+    groups = [[s] for s in productions + unfiltered + alphas] + ([["flag-only", "naive", "masks-only"]] if args.baselines else [])
     for g, group in enumerate(groups):
         spp = int(group[0].split("@")[1]) if "@" in group[0] else OBJECT_SAMPLES
         r = QueryRenderer(res, spp, args.device, args.threads, True, ground_samples=args.ground_samples)
