@@ -29,7 +29,7 @@ GROUND_SAMPLES = 3  # denoised; at 2 spp the ground is visibly blotchier (-0.3 d
 # Pixels around the object's projected bounding box: Cycles' pixel filter (1.5 px wide) reaches
 # 0.75 px out, so 3 px keep every object pixel inside; each pixel more costs samples and denoising.
 REGION_MARGIN_PX = 3.0
-OBJECT_SAMPLES = 9  # the default of `generate --samples`; with the exact silhouette coverage 9 beats the 11 of before on every bench chair (perf/bench_render.py)
+OBJECT_SAMPLES = 8  # the default of `generate --samples`; with the exact silhouette coverage 8 spp match the 11 of before (perf/bench_render.py)
 
 # (type, position, power or strength, size: area side in m or sun angle in degrees)
 LIGHT_PRESETS = [
