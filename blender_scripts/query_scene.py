@@ -22,7 +22,8 @@ from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.blender_scripts.query_compositor import QueryCompositor
 from brokenchairs.blender_scripts.query_materials import build_material, smart_uv
-from brokenchairs.generation.coverage import coverage as silhouette_coverage, triangles_2d
+from brokenchairs.generation.coverage import coverage as silhouette_coverage
+from brokenchairs.generation.coverage import merged_mesh, triangles_2d
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
 from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
@@ -153,7 +154,7 @@ class QueryRenderer:
         if new:
             smart_uv(new)
         self._hull = hull_points(np.concatenate([p.mesh.vertices for p in parts])) if parts else None
-        self._geometry = _merged(parts) if parts else None
+        self._geometry = merged_mesh(parts) if parts else None
         for node_id, obj in self._objects.items():
             mat = library[assignment[group_of(obj["label"], self._groups)]]
             self._assign(obj, mat)
@@ -309,13 +310,6 @@ class QueryRenderer:
         if got is not None and got != (y1 - y0, x1 - x0):
             raise RuntimeError(f"render border gave {got}, expected {(y1 - y0, x1 - x0)}")
         return image, out
-
-
-def _merged(parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
-    """All parts' vertices and faces as one mesh (Cycles sees their union)."""
-    offsets = np.cumsum([0] + [len(p.mesh.vertices) for p in parts])[:-1]
-    return (np.concatenate([p.mesh.vertices for p in parts]),
-            np.concatenate([np.asarray(p.mesh.faces) + o for p, o in zip(parts, offsets)]))
 
 
 def _set(block, name: str, value) -> None:

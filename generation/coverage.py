@@ -41,6 +41,13 @@ def filter_weights(subsamples: int = SUBSAMPLES, width: float = FILTER_WIDTH_PX)
     return w / w.sum()
 
 
+def merged_mesh(parts) -> tuple[np.ndarray, np.ndarray]:
+    """All parts' (vertices, faces) as one mesh: the coverage is of their union."""
+    offsets = np.cumsum([0] + [len(p.mesh.vertices) for p in parts])[:-1]
+    return (np.concatenate([p.mesh.vertices for p in parts]),
+            np.concatenate([np.asarray(p.mesh.faces) + o for p, o in zip(parts, offsets)]))
+
+
 def triangles_2d(vertices: np.ndarray, faces: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray) -> np.ndarray:
     """(n, 3, 2) pixel coordinates of the faces in front of the camera (``cameras.project``'s:
     pixel (x, y) spans [x, x+1] x [y, y+1], y down, as Cycles' raster)."""

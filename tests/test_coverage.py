@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.coverage import FILTER_WIDTH_PX, coverage, filter_weights, triangles_2d
+from brokenchairs.generation.coverage import FILTER_WIDTH_PX, coverage, filter_weights, merged_mesh, triangles_2d
 
 
 def _square(x0, y0, x1, y1):
@@ -97,10 +97,7 @@ def test_coverage_equals_the_alpha_cycles_samples_converge_to(tmp_path):
                     assign_materials(shape, library, rng), by_name)
         w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
         truth = r.render_alpha(K, w2c, 512)
-        V = np.concatenate([p.mesh.vertices for p in shape.parts()])
-        offsets = np.cumsum([0] + [len(p.mesh.vertices) for p in shape.parts()])[:-1]
-        F = np.concatenate([p.mesh.faces + o for p, o in zip(shape.parts(), offsets)])
-        exact = coverage(triangles_2d(V, F, K, w2c), (0, 0, 96, 96))
+        exact = coverage(triangles_2d(*merged_mesh(shape.parts()), K, w2c), (0, 0, 96, 96))
         few = r.render_alpha(K, w2c, 9)
         edge = (truth > 0.02) & (truth < 0.98)
         assert edge.sum() > 100, ref.shape_id
