@@ -153,8 +153,8 @@ class QueryRenderer:
             new.append(obj)
         if new:
             smart_uv(new)
-        self._hull = hull_points(np.concatenate([p.mesh.vertices for p in parts])) if parts else None
         self._geometry = merged_mesh(parts) if parts else None
+        self._hull = hull_points(self._geometry[0]) if parts else None
         for node_id, obj in self._objects.items():
             mat = library[assignment[group_of(obj["label"], self._groups)]]
             self._assign(obj, mat)

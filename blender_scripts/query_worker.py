@@ -45,7 +45,7 @@ def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int 
                   renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
 
 
-def _timed_render(renderer: QueryRenderer, K, cams: list, clock: list[float], masks_only: bool = False) -> list[dict]:
+def _timed_views(renderer: QueryRenderer, K, cams: list, clock: list[float], masks_only: bool = False) -> list[dict]:
     t = time.perf_counter()
     out = renderer.render_views(K, cams, masks_only=masks_only)
     clock[0] += time.perf_counter() - t
@@ -83,7 +83,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     # checked on masks-only renders first, so full-quality renders are spent only on kept views.
     # (A normal unit renders at full quality at once: its only check, the frame, almost never fails.)
     masks_only = variant is not None
-    normal = _timed_render(renderer, K, cams, clock, masks_only)
+    normal = _timed_views(renderer, K, cams, clock, masks_only)
     counters["mask_renders" if masks_only else "images_rendered"] += len(cams)
     keep = []
     for j, n in enumerate(normal):
@@ -96,7 +96,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     if variant is not None and keep:
         renderer.set_parts(variant.parts(), index_of, assignment, _state["by_name"])
         passed = []
-        for j, a in zip(keep, _timed_render(renderer, K, [cams[j] for j in keep], clock, masks_only=True)):
+        for j, a in zip(keep, _timed_views(renderer, K, [cams[j] for j in keep], clock, masks_only=True)):
             a_obj = a["index"] > 0
             reason = (frame_rejection(a_obj, qc)
                       or anomaly_rejection(a["index"] == k, normal[j]["index"] == k, a_obj, unit.kind, qc))
@@ -106,11 +106,11 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
                 passed.append(j)
         counters["mask_renders"] += len(keep)
         keep = passed
-        anomalous = dict(zip(keep, _timed_render(renderer, K, [cams[j] for j in keep], clock)))
+        anomalous = dict(zip(keep, _timed_views(renderer, K, [cams[j] for j in keep], clock)))
         counters["images_rendered"] += len(anomalous)
         if keep and cfg.twins:  # the twins: the normal shape again, at full quality
             renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
-            for j, twin in zip(keep, _timed_render(renderer, K, [cams[j] for j in keep], clock)):
+            for j, twin in zip(keep, _timed_views(renderer, K, [cams[j] for j in keep], clock)):
                 normal[j] = twin
             counters["images_rendered"] += len(keep)
     mid = material_id(assignment)

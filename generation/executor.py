@@ -82,13 +82,18 @@ def worker_cpu_sets(workers: int, cpus: int | None, available: Iterable[int]) ->
     return [set(cores[i * per:(i + 1) * per]) for i in range(workers)]
 
 
+def drop_blender_script_paths() -> None:
+    """Remove Blender's script folders from ``sys.path``. A parent that imported bpy hands its
+    sys.path -- with those folders, which hold a pure-Python 'bpy' package -- to spawned children,
+    where it would shadow the real bpy module ("No module named '_bpy'")."""
+    sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
+
+
 def _init(init: str, initargs: tuple, child: bool = False, cpus: int | None = None, cores=None) -> None:
     """``cores``: a queue of CPU sets (``worker_cpu_sets``), one taken by each worker, which binds to it."""
     if child:
         _die_with_parent()
-    # A parent that imported bpy hands its sys.path -- with Blender's script folders, which hold a
-    # pure-Python 'bpy' package -- to spawned children, where it would shadow the real bpy module.
-    sys.path[:] = [p for p in sys.path if not _BLENDER_SCRIPTS.search(p)]
+    drop_blender_script_paths()
     if child and cores is not None:
         mine = cores.get(timeout=60)
         os.sched_setaffinity(0, mine)  # for good: thread pools sized at import see exactly these cores

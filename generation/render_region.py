@@ -26,8 +26,8 @@ from brokenchairs.generation.cameras import project
 
 GROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
 GROUND_SAMPLES = 3  # denoised; at 2 spp the ground is visibly blotchier (-0.3 dB on its pixels, chair pixels unchanged) for -0.012 CPU-s
-# Pixels around the object's projected bounding box: Cycles' pixel filter (1.5 px wide) reaches
-# 0.75 px out, so 3 px keep every object pixel inside; each pixel more costs samples and denoising.
+# Pixels around the object's projected bounding box: Cycles' pixel filter ("1.5 px") reaches 1.5 px
+# out (generation/coverage.py), so 3 px keep every object pixel inside; each pixel more costs samples and denoising.
 REGION_MARGIN_PX = 3.0
 OBJECT_SAMPLES = 8  # the default of `generate --samples`; with the exact silhouette coverage 8 spp match the 11 of before (perf/bench_render.py)
 

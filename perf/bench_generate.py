@@ -1,10 +1,11 @@
 """Query generation cost at the production settings: images/s, CPU-s per kept image, render share.
 
-Usage: python perf/bench_generate.py [--shapes 6] [--real 0] [--resolution 256] [--samples 11] [--workers 2] [--repeats 3]
+Usage: python perf/bench_generate.py [--shapes 6] [--real 0] [--resolution 256] [--samples 8] [--workers 2] [--repeats 3]
                                      [--calibrate] [--no-pin] [--out DIR]
 Runs `generate` on procedural chairs (all types) into a fresh folder and prints the figures the
 generate issue asks for; ``--real N`` runs it on the first N real PartNet chairs of
-../shared/data/partnet-chairs (or $BROKENCHAIRS_PARTNET) instead, meshes of up to ~50k triangles. CPU-seconds = wall time x cores in use (the workers keep both busy).
+../shared/data/partnet-chairs (or $BROKENCHAIRS_PARTNET) instead, meshes of up to ~50k triangles.
+CPU-seconds = wall time x cores in use (the workers keep both busy).
 """
 
 from __future__ import annotations

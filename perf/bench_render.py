@@ -37,13 +37,13 @@ import json
 import multiprocessing as mp
 import os
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from brokenchairs.generation.executor import drop_blender_script_paths
 from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,11 +108,7 @@ def timed_render(r, setting: str, K, w2c) -> tuple[dict, float, float]:
 
 def _ref_init(cpus: list[int]) -> None:
     os.sched_setaffinity(0, set(cpus))  # the reference process gets every core back, before bpy
-    # A spawned child inherits the parent's sys.path, which importing bpy extended with Blender's
-    # own script folders (bpy/5.0/scripts/...): there "import bpy" would find Blender's internal
-    # package, not the module, and fail ("No module named '_bpy'").
-    sys.path[:] = [p for p in sys.path if f"{os.sep}scripts" not in p.split(f"{os.sep}bpy{os.sep}")[-1]
-                   or f"{os.sep}bpy{os.sep}" not in p]
+    drop_blender_script_paths()  # this child inherited the sys.path of a parent that imported bpy
     _REF["threads"] = len(cpus)
 
 

@@ -24,7 +24,7 @@ def test_region_contains_every_projected_vertex_with_a_margin():
         uv, _ = project(pts, K, w2c)
         assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
         lo, hi = uv.min(0), uv.max(0)
-        # the margin (3 px) covers the pixel filter's reach (0.75 px) with room to spare
+        # the margin (3 px) covers the pixel filter's reach (1.5 px, generation/coverage.py) with room to spare
         assert (lo[0] - x0 >= 2 or x0 == 0) and (lo[1] - y0 >= 2 or y0 == 0)
         assert (x1 - hi[0] >= 2 or x1 == 128) and (y1 - hi[1] >= 2 or y1 == 128)
         assert (x1 - x0) * (y1 - y0) < 0.8 * 128 * 128  # the point: far less than the frame
