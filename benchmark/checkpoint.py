@@ -18,7 +18,7 @@ from torch import nn
 from brokenchairs.errors import InputError
 from brokenchairs.models import build_model
 
-FORMAT = "brokenchairs-checkpoint/1"
+FORMAT = "brokenchairs-checkpoint/2"  # /2: the position inside an epoch counts batches
 
 
 def rng_state() -> dict:

@@ -1,7 +1,13 @@
 """Training configuration: one typed record, presets from ``data_manifests/train_presets.json``.
 
-Precedence: preset < ``--config FILE`` (JSON) < ``--set key=value`` / explicit flags. The
-resolved config is saved as ``RUN/config.json`` and inside every checkpoint.
+Precedence, lowest first: the dataclass defaults < the preset < ``--config FILE`` (JSON) <
+``--set key=value`` < explicit flags (``--epochs`` ...). Every key is checked: an unknown key or
+a value of the wrong type is one line naming the key. The resolved config is saved as
+``RUN/config.json`` and inside every checkpoint.
+
+The fields that are also model constructor arguments (``d``, ``heads``, ``topk``, ``tau`` ...)
+reach the model when its registry spec accepts them (``model_kwargs``); the switches that define
+a Table 2 row (views, VLFA, 3DPE, top-k or dense) belong to the model name, not to the config.
 """
 
 from __future__ import annotations
@@ -12,24 +18,45 @@ from pathlib import Path
 
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError
-from brokenchairs.models import CONFIGS
+from brokenchairs.models.registry import MODEL_NAMES, spec
 
 
 @dataclass
 class TrainConfig:
     model: str = "cmt"
     preset: str = "paper"
+    # optimisation (paper 5: Adam, lr 2e-5, batch 8 per GPU, 20 epochs; released: betas (0, 0.999),
+    # StepLR x0.1 every 20 epochs)
     lr: float = 2e-5
+    adam_beta1: float = 0.0
+    adam_beta2: float = 0.999
     weight_decay: float = 0.0
+    lr_drop: int = 20  # epochs between x lr_gamma steps; 0 = constant
+    lr_gamma: float = 0.1
     batch_size: int = 8
     epochs: int = 20
-    topk: int = 100
-    blocks: int = 3
-    heads: int = 8
+    grad_clip: float = 0.0
+    # model (passed on when the model's spec accepts the key)
     d: int = 128
+    heads: int = 8
+    head_dim: int = 64
+    blocks: int = 3
+    ff_mult: int = 4
+    topk: int = 100
+    encoder_head: str = "panoptic"
     box_head: bool = True
-    momentum: float | None = None
+    box_layers: int = 4
+    box_l1_weight: float = 5.0
+    box_giou_weight: float = 2.0
+    momentum: float | None = 0.999
+    tau: float = 0.1
+    vlfa_weight: float = 0.5  # a of Eq. 15 (Table 3: 1 = query-view only, 0 = view-view only)
+    vlfa_points: int = 32
+    vlfa_query_labels: str = "pseudo"  # paper: pseudo-labels (Eq. 13); "camera": from the query's depth and camera
+    proj_hidden: int = 1024
+    proj_dim: int = 256
     backbone_weights: str = ""
+    # data
     views_train: int = 10
     views_test: int = 20
     augment: bool = True
@@ -38,33 +65,43 @@ class TrainConfig:
     workers: int = 4
     cache_shapes: int = 32
     group_shapes: int = 8
+    shapes_per_batch: int = 0  # >0: each batch holds queries of at most this many shapes, sharing views
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; CPU runs in fp32
-    grad_clip: float = 0.0
     log_every: int = 10
     max_steps_per_epoch: int = 0  # 0 = whole epoch
 
     def validate(self, source: Path | None = None) -> None:
-        if self.model not in CONFIGS:
-            raise InputError(source, f"unknown model {self.model!r}; known: {', '.join(CONFIGS)}")
-        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "blocks"):
+        if self.model not in MODEL_NAMES:
+            raise InputError(source, f"unknown model {self.model!r}; known: {', '.join(MODEL_NAMES)}")
+        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "head_dim", "blocks",
+                     "ff_mult", "topk", "box_layers", "vlfa_points", "proj_hidden", "proj_dim"):
             if getattr(self, name) < 1:
                 raise InputError(source, f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.d % self.heads:
-            raise InputError(source, f"d = {self.d} is not divisible by heads = {self.heads}")
+        for name in ("lr_drop", "workers", "shapes_per_batch", "max_steps_per_epoch", "grad_clip", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise InputError(source, f"{name} must not be negative, got {getattr(self, name)}")
         if self.lr <= 0:
             raise InputError(source, f"lr must be positive, got {self.lr}")
+        if not (0 <= self.vlfa_weight <= 1):
+            raise InputError(source, f"vlfa_weight is a in [0, 1], got {self.vlfa_weight}")
+        if self.tau <= 0:
+            raise InputError(source, f"tau must be positive, got {self.tau}")
+        if self.momentum is not None and not (0 <= self.momentum < 1):
+            raise InputError(source, f"momentum must be in [0, 1) or none, got {self.momentum}")
+        if self.vlfa_query_labels not in ("pseudo", "camera"):
+            raise InputError(source, f"vlfa_query_labels must be pseudo or camera, got {self.vlfa_query_labels!r}")
+        if self.encoder_head not in ("panoptic", "fpn"):
+            raise InputError(source, f"encoder_head must be panoptic or fpn, got {self.encoder_head!r}")
 
     def model_kwargs(self, resolution: int) -> dict:
-        """Overrides for ``models.build_model`` that apply to this model."""
-        if self.model == "vit":
-            return {"image_size": resolution}
-        if self.model == "retrieval":
-            return {"d": self.d, "backbone_weights": self.backbone_weights or None}
-        kw = {"d": self.d, "heads": self.heads, "blocks": self.blocks, "box_head": self.box_head,
-              "momentum": self.momentum, "backbone_weights": self.backbone_weights or None}
-        if CONFIGS[self.model].get("topk") is not None:
-            kw["topk"] = self.topk
+        """Constructor overrides for ``models.build_model``: the fields this model's spec accepts."""
+        accepts = spec(self.model).accepts
+        kw = {k: getattr(self, k) for k in accepts if k in FIELDS}
+        if "backbone_weights" in kw:
+            kw["backbone_weights"] = kw["backbone_weights"] or None
+        if "image_size" in accepts:
+            kw["image_size"] = resolution
         return kw
 
     def to_json(self) -> dict:
@@ -72,38 +109,53 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+_NULLABLE = {"momentum"}
 
 
 def load_presets() -> dict[str, dict]:
     return load_json("train_presets.json")
 
 
-def _coerce(name: str, value, source) -> object:
+def coerce(name: str, value, source) -> object:
+    """A value for field ``name`` from JSON or a ``--set`` string, type-checked."""
     if name not in FIELDS:
         raise InputError(source, f"unknown training option {name!r}; known: {', '.join(FIELDS)}")
     default = getattr(TrainConfig(), name)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if name in _NULLABLE:
+            return None
+        raise InputError(source, f"{name} cannot be none")
+    kind = type(default) if default is not None else float
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise InputError(source, f"{name} expects true/false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise InputError(source, f"{name} expects a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InputError(source, f"{name} expects a number, got {value!r}") from exc
+        if kind is int:
+            if number != int(number):
+                raise InputError(source, f"{name} expects an integer, got {value!r}")
+            return int(number)
+        return number
     if not isinstance(value, str):
-        return value
-    if isinstance(default, bool):
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise InputError(source, f"{name} expects true/false, got {value!r}")
-        return value.lower() in ("true", "1", "yes")
-    try:
-        if isinstance(default, int):
-            return int(value)
-        if isinstance(default, float) or name == "momentum":
-            return None if value.lower() == "none" else float(value)
-    except ValueError as exc:
-        raise InputError(source, f"{name} expects a number, got {value!r}") from exc
+        raise InputError(source, f"{name} expects text, got {value!r}")
     return value
 
 
 def resolve_config(model: str, preset: str = "paper", config_file: Path | None = None,
-                   overrides: dict | None = None) -> TrainConfig:
+                   overrides: dict | None = None, flags: dict | None = None) -> TrainConfig:
+    """preset < config_file < overrides (``--set``) < flags (explicit options; None = not given)."""
     presets = load_presets()
     if preset not in presets:
         raise InputError(None, f"unknown preset {preset!r}; known: {', '.join(presets)}")
-    values: dict = {k: v for k, v in presets[preset].items() if not k.startswith("_")}
+    values: dict = {k: coerce(k, v, f"preset {preset}") for k, v in presets[preset].items() if not k.startswith("_")}
     if config_file is not None:
         try:
             data = json.loads(Path(config_file).read_text())
@@ -111,8 +163,9 @@ def resolve_config(model: str, preset: str = "paper", config_file: Path | None =
             raise InputError(config_file, f"not a readable JSON config ({exc})") from exc
         if not isinstance(data, dict):
             raise InputError(config_file, "a training config is a JSON object")
-        values.update({k: _coerce(k, v, config_file) for k, v in data.items() if not k.startswith("_")})
-    values.update({k: _coerce(k, v, None) for k, v in (overrides or {}).items() if v is not None})
+        values.update({k: coerce(k, v, config_file) for k, v in data.items() if not k.startswith("_")})
+    values.update({k: coerce(k, v, "--set") for k, v in (overrides or {}).items()})
+    values.update({k: coerce(k, v, f"--{k.replace('_', '-')}") for k, v in (flags or {}).items() if v is not None})
     values.update(model=model, preset=preset)
     cfg = TrainConfig(**values)
     cfg.validate(config_file)

@@ -4,19 +4,22 @@
 (labels, types, ids) and maps each shape to its view shard; it refuses, with one line naming the
 file, a dataset without views for some query shape, an empty split or a corrupt shard.
 
-``ShardDataset[i]`` or ``ShardDataset[(i, seed)]`` returns one sample as uint8/float tensors (the
-model-side normalisation is ``prepare_batch``, done on the device so the loader moves bytes, not
-floats). Every random choice of a sample -- which N views, the flip, the crop -- comes from the
-``seed`` handed in by the sampler, never from a global stream: a resumed run sees exactly the
-samples of an uninterrupted one, whatever the number of loader workers.
+``ShardDataset[i]`` or ``ShardDataset[(i, seed, view_seed)]`` returns one sample as uint8/float
+tensors (the model-side normalisation is ``prepare_batch``, done on the device so the loader moves
+bytes, not floats). Every random choice of a sample -- the flip, the crop -- comes from the
+``seed`` handed in by the sampler, and which N views from ``view_seed`` (or ``seed``), never from a
+global stream: a resumed run sees exactly the samples of an uninterrupted one, whatever the number
+of loader workers. ``view_group`` identifies (shape, selected views): samples with equal groups
+carry identical views, which the model encodes once.
 
 h5py handles are opened lazily per process (DataLoader workers each open their own). Reference
 views are shared by all the queries of a shape, so each process keeps an LRU cache of decoded
-view groups, and ``EpochSampler`` shuffles shapes in blocks so that consecutive samples reuse it.
+view groups, and ``EpochSampler`` batches queries of few shapes together (see there).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -34,7 +37,9 @@ from brokenchairs.errors import InputError
 from brokenchairs.generation.dataset import read_dataset
 from brokenchairs.generation.queries import ANOMALY_CODES
 from brokenchairs.generation.shards import open_shard
+from brokenchairs.generation.cameras import unproject_depth
 from brokenchairs.generation.splits import SPLITS, split_of
+from brokenchairs.generation.views import points_to_patches
 
 TYPE_NAMES = {v: k for k, v in ANOMALY_CODES.items()}
 
@@ -50,6 +55,12 @@ class QueryRef:
     split: str
 
 
+def stable_key(*parts) -> int:
+    """A signed 64-bit id of ``parts`` that is the same in every process and run (unlike ``hash``)."""
+    h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little", signed=True)
+
+
 def _str(x) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
@@ -60,6 +71,15 @@ def shape_splits(data: dict) -> dict[str, str]:
     if rec:
         return {sid: name for name, ids in rec.items() for sid in ids}
     return {r["shape_id"]: split_of(r["shape_id"]) for r in data.get("shapes", [])}
+
+
+def shuffled_references(shapes: list[str]) -> dict[str, str]:
+    """Each shape mapped to another one's reference (a cyclic shift of the sorted ids): the
+    "does it look at the reference?" control. Fewer than 2 shapes: nothing to shuffle."""
+    order = sorted(set(shapes))
+    if len(order) < 2:
+        raise InputError(None, "shuffled references need at least 2 shapes in the split")
+    return {a: b for a, b in zip(order, order[1:] + order[:1])}
 
 
 def parse_split(split: str) -> set[str]:
@@ -129,16 +149,22 @@ class DatasetIndex:
 
 # --- augmentation (paper 5: random horizontal flip, random 224/256 crop resized back) ----------------
 def augment(image: torch.Tensor, mask: torch.Tensor, box: torch.Tensor, rng: np.random.Generator,
-            crop_frac: float = 224 / 256, flip_p: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """image (3,H,W) uint8, mask (H,W) bool, box (4,) xyxy px (NaN = none): one flip + crop for all three."""
+            crop_frac: float = 224 / 256, flip_p: float = 0.5, points: torch.Tensor | None = None):
+    """image (3,H,W) uint8, mask (H,W) bool, box (4,) xyxy px (NaN = none), optionally per-pixel
+    world points (3,H,W) (NaN off the object, resampled nearest): one flip + crop for all.
+    Returns (image, mask, box) or (image, mask, box, points)."""
     H, W = image.shape[-2:]
     has_box = bool(torch.isfinite(box).all())
     boxes = tv_tensors.BoundingBoxes(box[None] if has_box else torch.zeros(1, 4), format="XYXY", canvas_size=(H, W))
     img, msk = tv_tensors.Image(image), tv_tensors.Mask(mask[None].to(torch.uint8))
-    if rng.random() < flip_p:
+    flip = rng.random() < flip_p
+    if flip:
         img, msk, boxes = TF.horizontal_flip(img), TF.horizontal_flip(msk), TF.horizontal_flip(boxes)
     ch, cw = round(H * crop_frac), round(W * crop_frac)
     top, left = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
+    if points is not None:
+        points = TF.horizontal_flip(points) if flip else points
+        points = TF.resized_crop(points, top, left, ch, cw, [H, W], interpolation=TF.InterpolationMode.NEAREST)
     img = TF.resized_crop(img, top, left, ch, cw, [H, W], antialias=True)
     msk = TF.resized_crop(msk, top, left, ch, cw, [H, W], interpolation=TF.InterpolationMode.NEAREST)
     boxes = TF.resized_crop(boxes, top, left, ch, cw, [H, W])
@@ -147,7 +173,8 @@ def augment(image: torch.Tensor, mask: torch.Tensor, box: torch.Tensor, rng: np.
     out_box[1::2] = out_box[1::2].clamp(max=H)
     if not has_box or (out_box[2] - out_box[0]) * (out_box[3] - out_box[1]) <= 0:
         out_box = torch.full((4,), float("nan"))
-    return img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor)[0].bool(), out_box
+    out = (img.as_subclass(torch.Tensor), msk.as_subclass(torch.Tensor)[0].bool(), out_box)
+    return out if points is None else (*out, points)
 
 
 def xyxy_to_cxcywh_norm(box: torch.Tensor, H: int, W: int) -> torch.Tensor:
@@ -178,9 +205,12 @@ class ShardDataset(Dataset):
     """Samples of a ``DatasetIndex``; see the module docstring for keys and randomness."""
 
     def __init__(self, index: DatasetIndex, views: int = 10, train: bool = True, augment: bool = True,
-                 with_views: bool = True, with_depth: bool = True, cache_shapes: int = 32):
+                 with_views: bool = True, with_depth: bool = True, cache_shapes: int = 32, with_query_xyz: bool = False,
+                 stride: int = 8, reference_of: dict[str, str] | None = None):
         self.index, self.views, self.train = index, views, train
+        self.reference_of = reference_of or {}  # query shape -> the shape whose views it gets (shuffled references)
         self.augment, self.with_views, self.with_depth = augment and train, with_views, with_depth
+        self.with_query_xyz, self.stride = with_query_xyz, stride
         self.cache_shapes = cache_shapes
         self._pid = None
         self._files: dict[str, h5py.File] = {}
@@ -224,10 +254,19 @@ class ShardDataset(Dataset):
             self._cache.popitem(last=False)
         return rec
 
+    def _query_points(self, f: h5py.File, q: QueryRef) -> torch.Tensor:
+        """World points (3,H,W) of the query's pixels from its depth and camera, NaN off the object."""
+        try:
+            depth, K, w2c = f["depth"][q.row], f["K"][q.row], f["world_to_cam"][q.row]
+        except (KeyError, OSError) as exc:
+            raise InputError(q.shard, f"query row {q.row} has no depth/camera ({exc})") from exc
+        return torch.from_numpy(unproject_depth(depth, K, w2c).astype(np.float32)).permute(2, 0, 1).contiguous()
+
     def __getitem__(self, key) -> dict:
-        i, seed = key if isinstance(key, tuple) else (key, None)
+        i, seed, view_seed = (tuple(key) + (None, None))[:3] if isinstance(key, (tuple, list)) else (key, None, None)
         q = self.index.queries[i]
         rng = np.random.default_rng(seed) if (seed is not None and self.train) else None
+        view_rng = np.random.default_rng(view_seed) if (view_seed is not None and self.train) else rng
         f = self._file(q.shard, "queries")
         try:
             image = torch.from_numpy(f["image"][q.row]).permute(2, 0, 1).contiguous()
@@ -237,23 +276,32 @@ class ShardDataset(Dataset):
         except (KeyError, OSError) as exc:
             raise InputError(q.shard, f"corrupt query row {q.row} ({exc})") from exc
         H, W = image.shape[-2:]
+        points = self._query_points(f, q) if self.with_query_xyz else None
         if self.augment and rng is not None:
-            image, mask, box = augment(image, mask, box, rng)
+            image, mask, box, *rest = augment(image, mask, box, rng, points=points)
+            points = rest[0] if rest else None
         has_box = bool(torch.isfinite(box).all())
         sample = {"query": image, "mask": mask, "label": torch.tensor(q.label), "has_box": torch.tensor(has_box),
                   "bbox": xyxy_to_cxcywh_norm(box, H, W) if has_box else torch.zeros(4),
                   "bbox_xyxy": box if has_box else torch.full((4,), float("nan")),
                   "anomaly_code": torch.tensor(ANOMALY_CODES.get(q.anomaly_type, 255)),
-                  "index": torch.tensor(i), "sample_id": q.sample_id, "shape_id": q.shape_id}
+                  "index": torch.tensor(i), "sample_id": q.sample_id, "shape_id": q.shape_id,
+                  "shape_key": torch.tensor(stable_key(q.shape_id))}
+        if points is not None:
+            xyz, valid = points_to_patches(points.permute(1, 2, 0).numpy(), self.stride)
+            # cells touching the anomalous region have no counterpart on the reference
+            changed = mask.reshape(H // self.stride, self.stride, W // self.stride, self.stride).any(3).any(1).numpy()
+            sample.update(query_xyz=torch.from_numpy(xyz), query_xyz_valid=torch.from_numpy(valid & ~changed))
         if not self.with_views:
             return sample
-        v = self.shape_views(q.shape_id)
-        sel = select_views(len(v["gray"]), self.views, rng)
+        ref = self.reference_of.get(q.shape_id, q.shape_id)
+        v = self.shape_views(ref)
+        sel = select_views(len(v["gray"]), self.views, view_rng)
         sample.update(views=torch.from_numpy(v["gray"][sel]), patch_xyz=torch.from_numpy(v["patch_xyz"][sel]),
                       patch_valid=torch.from_numpy(v["patch_valid"][sel]),
                       view_K=torch.from_numpy(v["K"][sel]).float(),
                       view_world_to_cam=torch.from_numpy(v["world_to_cam"][sel]).float(),
-                      view_ids=torch.from_numpy(sel),
+                      view_ids=torch.from_numpy(sel), view_group=torch.tensor(stable_key(ref, sel.tolist())),
                       closest_view=torch.tensor(closest_view(az, el, v["azimuth"][sel], v["elevation"][sel])))
         if self.with_depth:
             sample["view_depth"] = torch.from_numpy(v["depth"][sel])
@@ -270,46 +318,84 @@ def prepare_batch(batch: dict, device: torch.device | str) -> dict:
 
 
 class EpochSampler(Sampler):
-    """Yields ``(index, seed)`` for one epoch of one rank, deterministically from (seed, epoch).
+    """Yields the batches of one epoch of one rank, each a list of ``(index, seed, view_seed)``,
+    deterministically from (seed, epoch).
 
-    Shapes are shuffled, then the queries of each block of ``group_shapes`` shapes are shuffled
-    together, so a loader worker's view cache serves most samples of a block. Under DDP each rank
-    takes every ``world``-th sample of the (padded) order. ``start`` skips samples already seen
-    (exact resume mid-epoch).
+    Shapes are shuffled and taken in blocks of ``group_shapes`` (a loader worker's view cache then
+    serves most samples of a block). With ``shapes_per_batch`` = 0 (the paper's sampling) the
+    block's queries are shuffled together and each sample draws its own views. With
+    ``shapes_per_batch`` = S > 0 the block is cut into groups of S shapes whose shuffled queries
+    are interleaved, so a batch holds queries of about S shapes, and all queries of one shape in a
+    batch share one draw of views (``view_seed``): the model encodes those views once per batch.
+    Batches are then shuffled; the last, incomplete one is dropped when ``drop_last``. Under DDP
+    each rank takes every ``world``-th batch (the list is padded to a multiple of ``world``).
+    ``start`` skips batches already seen (exact resume mid-epoch).
     """
 
-    def __init__(self, index: DatasetIndex, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1,
-                 group_shapes: int = 8):
-        self.index, self.seed, self.shuffle = index, seed, shuffle
-        self.rank, self.world, self.group_shapes = rank, world, group_shapes
+    def __init__(self, index: DatasetIndex, seed: int, batch_size: int, shuffle: bool = True, rank: int = 0,
+                 world: int = 1, group_shapes: int = 8, shapes_per_batch: int = 0, drop_last: bool = True):
+        self.index, self.seed, self.batch_size, self.shuffle = index, seed, batch_size, shuffle
+        self.rank, self.world, self.group_shapes = rank, world, max(group_shapes, 1)
+        self.shapes_per_batch, self.drop_last = shapes_per_batch, drop_last
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def order(self) -> list[int]:
-        n = len(self.index)
+        """The epoch's samples in order, before cutting into batches."""
         if not self.shuffle:
-            order = list(range(n))
-        else:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            by_shape: dict[str, list[int]] = {}
-            for i, q in enumerate(self.index.queries):
-                by_shape.setdefault(q.shape_id, []).append(i)
-            shapes = list(by_shape)
-            rng.shuffle(shapes)
-            order = []
-            for k in range(0, len(shapes), self.group_shapes):
-                block = [i for s in shapes[k:k + self.group_shapes] for i in by_shape[s]]
-                order += [block[j] for j in rng.permutation(len(block))]
-        per_rank = -(-n // self.world)
-        order = (order * (1 + per_rank * self.world // max(n, 1)))[:per_rank * self.world]  # pad like DistributedSampler
-        return order[self.rank::self.world]
+            return list(range(len(self.index)))
+        rng = np.random.default_rng([self.seed, self.epoch])
+        by_shape: dict[str, list[int]] = {}
+        for i, q in enumerate(self.index.queries):
+            by_shape.setdefault(q.shape_id, []).append(i)
+        shapes = list(by_shape)
+        rng.shuffle(shapes)
+        order: list[int] = []
+        block_size = max(self.group_shapes, self.shapes_per_batch)
+        for k in range(0, len(shapes), block_size):
+            block = shapes[k:k + block_size]
+            if not self.shapes_per_batch:
+                items = [i for s in block for i in by_shape[s]]
+                order += [items[j] for j in rng.permutation(len(items))]
+                continue
+            rng.shuffle(block)
+            for g in range(0, len(block), self.shapes_per_batch):
+                lists = [[by_shape[s][j] for j in rng.permutation(len(by_shape[s]))] for s in block[g:g + self.shapes_per_batch]]
+                order += [lst[r] for r in range(max(map(len, lists))) for lst in lists if r < len(lst)]
+        return order
+
+    def batches(self) -> list[list[tuple[int, int, int | None]]]:
+        order = self.order()
+        bs = self.batch_size
+        cut = [order[k:k + bs] for k in range(0, len(order), bs)]
+        if self.drop_last and cut and len(cut[-1]) < bs and len(cut) > 1:
+            cut.pop()
+        rng = np.random.default_rng([self.seed, self.epoch, 1])
+        if self.shuffle:
+            cut = [cut[j] for j in rng.permutation(len(cut))]
+        if self.world > 1 and len(cut) % self.world:
+            cut += cut[: self.world - len(cut) % self.world]  # pad like DistributedSampler
+        mine = cut[self.rank::self.world]
+        out = []
+        for b, items in enumerate(mine):
+            keyed = []
+            for pos, i in enumerate(items):
+                seed = int(np.random.default_rng([self.seed, self.epoch, self.rank, b, pos]).integers(2**62))
+                view_seed = None
+                if self.shapes_per_batch:
+                    view_seed = stable_key(self.seed, self.epoch, self.rank, b, self.index.queries[i].shape_id) & (2**62 - 1)
+                keyed.append((i, seed, view_seed))
+            out.append(keyed)
+        return out
 
     def __len__(self) -> int:
-        return max(0, -(-len(self.index) // self.world) - self.start)
+        n = len(self.index)
+        count = -(-n // self.batch_size)
+        if self.drop_last and n % self.batch_size and count > 1:
+            count -= 1
+        return max(0, -(-count // self.world) - self.start)
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        order = self.order()
-        for pos in range(self.start, len(order)):
-            yield order[pos], int(np.random.default_rng([self.seed, self.epoch, pos, self.rank]).integers(2**62))
+    def __iter__(self) -> Iterator[list[tuple[int, int, int | None]]]:
+        yield from self.batches()[self.start:]

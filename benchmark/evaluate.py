@@ -11,30 +11,38 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from brokenchairs.benchmark.checkpoint import load_model
-from brokenchairs.benchmark.data import DatasetIndex, ShardDataset
+from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, shuffled_references
 from brokenchairs.benchmark.inference import Predictions, run_inference
 from brokenchairs.benchmark.metrics import TYPE_NAMES, compute_metrics
+from brokenchairs.errors import InputError
 from brokenchairs.generation.sheets import save_grid
-from brokenchairs.models import USES_VIEWS
+from brokenchairs.models import spec
 
 
 def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = None, split: str = "test",
              views: int = 20, device: str = "cpu", batch_size: int = 8, workers: int = 0, examples: int = 12,
-             progress: bool = True) -> dict:
+             progress: bool = True, shuffle_references: bool = False) -> dict:
+    """Score a checkpoint on a split; with ``shuffle_references`` every query is paired with
+    another test shape's reference views (a model that uses the reference should lose AUC)."""
     model, state = load_model(checkpoint, model_name)
     name = state["model"]
-    index = DatasetIndex.open(data, split, need_views=USES_VIEWS[name])
-    preds = run_inference(model, name, index, views, device, batch_size, workers, progress)
+    uses_views = spec(name).views
+    if shuffle_references and not uses_views:
+        raise InputError(checkpoint, f"model {name!r} reads no reference: shuffled references change nothing")
+    index = DatasetIndex.open(data, split, need_views=uses_views)
+    reference_of = shuffled_references(index.shapes()) if shuffle_references else None
+    preds = run_inference(model, name, index, views, device, batch_size, workers, progress, reference_of=reference_of)
     metrics = compute_metrics(preds.label, preds.score, preds.code, preds.pred_box, preds.true_box, preds.view_pred,
                               preds.view_true)
     metrics = {"model": name, "checkpoint": str(Path(checkpoint).resolve()), "data": str(Path(data).resolve()),
-               "split": split, "views": views, "epoch": state.get("epoch"), "step": state.get("step")} | metrics
+               "split": split, "views": views, "shuffled_references": shuffle_references,
+               "epoch": state.get("epoch"), "step": state.get("step")} | metrics
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.csv", preds)
     _atomic_text(out / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(out / "roc.png", preds, name)
-    draw_examples(out / "examples.png", preds, index, views, examples)
+    draw_examples(out / "examples.png", preds, index, views, examples, reference_of)
     return metrics
 
 
@@ -101,11 +109,13 @@ def pick_examples(p: Predictions, n: int) -> list[int]:
     return picks[:n]
 
 
-def draw_examples(path: Path, p: Predictions, index: DatasetIndex, views: int, n: int) -> None:
-    """Tiles of (query with true box in green and predicted box in red, most-attended reference view)."""
+def draw_examples(path: Path, p: Predictions, index: DatasetIndex, views: int, n: int,
+                  reference_of: dict[str, str] | None = None) -> None:
+    """Tiles of (query with true box in green and predicted box in red, predicted closest reference view)."""
     if n <= 0 or len(p.label) == 0:
         return
-    ds = ShardDataset(index, views=0, train=False, augment=False, with_views=bool(index.view_shard), with_depth=False)
+    ds = ShardDataset(index, views=0, train=False, augment=False, with_views=bool(index.view_shard), with_depth=False,
+                      reference_of=reference_of)
     tiles = []
     for i in pick_examples(p, n):
         sample = ds[int(p.index[i])]

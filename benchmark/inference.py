@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, prepare_batch
 from brokenchairs.benchmark.viewpoint import predict_view
-from brokenchairs.models import USES_VIEWS
+from brokenchairs.models import spec
 from brokenchairs.models.encoder import STRIDE
 
 
@@ -37,17 +37,19 @@ def autocast(device: torch.device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
-def make_eval_dataset(model_name: str, index: DatasetIndex, views: int, cache_shapes: int = 32) -> ShardDataset:
-    return ShardDataset(index, views=views, train=False, augment=False, with_views=USES_VIEWS[model_name],
-                        with_depth=False, cache_shapes=cache_shapes)
+def make_eval_dataset(model_name: str, index: DatasetIndex, views: int, cache_shapes: int = 32,
+                      reference_of: dict[str, str] | None = None) -> ShardDataset:
+    return ShardDataset(index, views=views, train=False, augment=False, with_views=spec(model_name).views,
+                        with_depth=False, cache_shapes=cache_shapes, reference_of=reference_of)
 
 
 @torch.no_grad()
 def run_inference(model: torch.nn.Module, model_name: str, index: DatasetIndex, views: int = 20,
                   device: str | torch.device = "cpu", batch_size: int = 8, workers: int = 0, progress: bool = True,
-                  amp: bool = True) -> Predictions:
+                  amp: bool = True, reference_of: dict[str, str] | None = None) -> Predictions:
+    """Queries in index order (a shape's queries are adjacent, so a batch shares its views)."""
     device = torch.device(device)
-    ds = make_eval_dataset(model_name, index, views)
+    ds = make_eval_dataset(model_name, index, views, reference_of=reference_of)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=device.type == "cuda")
     was_training = model.training
     model.eval().to(device)

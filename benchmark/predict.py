@@ -21,7 +21,7 @@ from torchvision.ops import box_convert
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.benchmark.data import prepare_batch, select_views
 from brokenchairs.errors import InputError
-from brokenchairs.models import USES_VIEWS
+from brokenchairs.models import spec
 
 WHITE_BORDER = 235  # mean border brightness below this = "not a white background"
 
@@ -87,7 +87,7 @@ def predict(mesh: Path, images: list[Path], checkpoint: Path, out: Path, up: str
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     photos = [load_photo(Path(p), res) for p in images]  # every photo is checked before any rendering
-    refs = reference_batch(Path(mesh), up, out, res, views) if USES_VIEWS[name] else {}
+    refs = reference_batch(Path(mesh), up, out, res, views) if spec(name).views else {}
     model.eval().to(device)
     results = []
     for path, (arr, scale, pad) in zip(images, photos):

@@ -6,20 +6,9 @@ import json
 from pathlib import Path
 
 from brokenchairs.errors import InputError
-from brokenchairs.models import USES_VIEWS
+from brokenchairs.models.registry import MODEL_NAMES, REGISTRY
 
-LABELS = {
-    "resnet18-fpn": "ResNet18-FPN",
-    "resnet18-fpn-sa": "ResNet18-FPN w/ SA blocks",
-    "vit": "Vision Transformer (ViT)",
-    "retrieval": "Retrieval (global embeddings)",
-    "cmt-a": "A: CMT (w/o CGA, VLFA, 3DPE)",
-    "cmt-b": "B: CMT (w/o VLFA, 3DPE)",
-    "cmt-c": "C: CMT (w/o CGA, 3DPE)",
-    "cmt-d": "D: CMT (w/o 3DPE)",
-    "cmt": "CMT",
-}
-ORDER = list(LABELS)
+ORDER = list(MODEL_NAMES)
 TYPES = ("position", "rotation", "broken", "swapped", "missing")
 
 
@@ -51,7 +40,8 @@ def _pct(v) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    rows = sorted(rows, key=lambda m: (USES_VIEWS.get(m["model"], False), ORDER.index(m["model"]) if m["model"] in ORDER else 99))
+    views = lambda name: REGISTRY[name].views if name in REGISTRY else False  # noqa: E731
+    rows = sorted(rows, key=lambda m: (views(m["model"]), ORDER.index(m["model"]) if m["model"] in ORDER else 99))
     head = ["3D Ref.", "Method", "AUC", "Accuracy"] + [f"Acc. {t}" for t in TYPES] + ["Box AP50", "View acc.", "split", "n"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     best_auc = max((m["auc"] for m in rows if m["auc"] is not None), default=None)
@@ -61,7 +51,8 @@ def markdown_table(rows: list[dict]) -> str:
         auc = f"**{auc}**" if m["auc"] is not None and m["auc"] == best_auc and len(rows) > 1 else auc
         acc = f"**{acc}**" if m["accuracy"] is not None and m["accuracy"] == best_acc and len(rows) > 1 else acc
         per = [_pct((m.get("per_type", {}).get(t) or {}).get("accuracy")) for t in TYPES]
-        cells = ["✓" if USES_VIEWS.get(m["model"]) else "✗", LABELS.get(m["model"], m["model"]), auc, acc, *per,
+        label = REGISTRY[m["model"]].label if m["model"] in REGISTRY else m["model"]
+        cells = ["✓" if views(m["model"]) else "✗", label, auc, acc, *per,
                  _pct(m.get("box_ap50")), _pct(m.get("viewpoint_accuracy")), str(m.get("split", "")), str(m.get("n", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

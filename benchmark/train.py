@@ -3,7 +3,7 @@
 A run folder holds ``config.json`` (the resolved config), ``metrics.csv`` (one row per logged
 step and per validation), TensorBoard event files under ``tb/``, and checkpoints ``last.pt``
 (every epoch end and on SIGINT/SIGTERM) plus ``epoch-NNN.pt``. ``resume=True`` restores the
-model, optimiser, RNG states and the position inside the epoch, so the loss trajectory continues
+model, optimiser, RNG states and the position (in batches) inside the epoch, so the loss trajectory continues
 exactly as an uninterrupted run (loader randomness is seeded per sample, see ``data.py``).
 Under DDP only rank 0 writes.
 """
@@ -30,7 +30,7 @@ from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset
 from brokenchairs.benchmark.inference import autocast, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.errors import InputError
-from brokenchairs.models import CONFIGS, USES_VIEWS, build_model
+from brokenchairs.models import build_model, spec
 
 CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "triplet", "push",
               "samples_per_s", "lr", "auc", "accuracy"]
@@ -121,18 +121,20 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         state = read_checkpoint(ckpt_path, cfg.model)
         cfg = TrainConfig(**state["config"])
 
-    uses_views = USES_VIEWS[cfg.model]
-    vlfa = uses_views and bool(CONFIGS[cfg.model].get("vlfa"))
-    index = DatasetIndex.open(data, cfg.split, need_views=uses_views)
+    model_spec = spec(cfg.model)
+    index = DatasetIndex.open(data, cfg.split, need_views=model_spec.views)
     res = index.resolution or 256
-    ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=uses_views,
-                      with_depth=vlfa, cache_shapes=cfg.cache_shapes)
-    sampler = EpochSampler(index, cfg.seed, shuffle=True, rank=rank, world=world, group_shapes=cfg.group_shapes)
+    ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=model_spec.views,
+                      with_depth=model_spec.vlfa, cache_shapes=cfg.cache_shapes,
+                      with_query_xyz=model_spec.vlfa and cfg.vlfa_query_labels == "camera")
+    sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
+                           group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch)
 
     torch.manual_seed(cfg.seed)
     model_kwargs = cfg.model_kwargs(res)
     model = build_model(cfg.model, **model_kwargs).to(dev)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                           betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     epoch, pos, step = 0, 0, 0
     if state is not None:
@@ -162,11 +164,13 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     with _Stop() as stop:
         while epoch < cfg.epochs:
             sampler.set_epoch(epoch, start=pos)
-            loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                                pin_memory=dev.type == "cuda", persistent_workers=False)
+            for group in opt.param_groups:  # StepLR's schedule, exact on resume
+                group["lr"] = epoch_lr(cfg, epoch)
+            loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=dev.type == "cuda",
+                                persistent_workers=False)
             limit = cfg.max_steps_per_epoch or None
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=None if (progress and main_proc) else True,
-                       initial=pos // cfg.batch_size, total=-(-len(index) // (cfg.batch_size * world)))
+                       initial=pos, total=pos + len(sampler))
             model.train()
             t_log, n_log = time.perf_counter(), 0
             for raw in bar:
@@ -184,7 +188,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                     model.momentum_update()
                 step += 1
                 steps_this_call += 1
-                pos += len(raw["label"])
+                pos += 1
                 n_log += len(raw["label"]) * world
                 value = float(loss.detach())
                 result.losses.append(value)
@@ -200,7 +204,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                                 tb.add_scalar(f"train/{k}", v, step)
                     t_log, n_log = time.perf_counter(), 0
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                hit_limit = limit is not None and pos >= limit * cfg.batch_size
+                hit_limit = limit is not None and pos >= limit
                 if stop.flag or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
                     checkpoint(ckpt_path, epoch, pos)
                     result.interrupted = True
@@ -225,6 +229,11 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     return result
 
 
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of an epoch: x lr_gamma every lr_drop epochs (the released StepLR)."""
+    return cfg.lr * (cfg.lr_gamma ** (epoch // cfg.lr_drop) if cfg.lr_drop else 1.0)
+
+
 def _tensorboard(run: Path, enabled: bool):
     if not enabled:
         return None
@@ -237,7 +246,7 @@ def _val_index(cfg: TrainConfig, data: Path) -> DatasetIndex | None:
     """The validation split, or None when val_split is "" or the split is empty (no validation)."""
     if not cfg.val_split:
         return None
-    index = DatasetIndex.open(data, cfg.val_split, need_views=USES_VIEWS[cfg.model], allow_empty=True)
+    index = DatasetIndex.open(data, cfg.val_split, need_views=spec(cfg.model).views, allow_empty=True)
     return index if len(index) else None
 
 

@@ -40,7 +40,7 @@ def init(config: dict, pool_refs: list[dict], device: str = "cpu", threads: int 
     cfg = GenerateConfig(**{**config, "anomalies": tuple(config["anomalies"]),
                             "split_ratios": tuple(config["split_ratios"])})
     library = load_library(cfg.materials)
-    _state.update(cfg=cfg, library=library, by_name={m.name: m for m in library}, qc=QCConfig(),
+    _state.update(cfg=cfg, library=library, by_name={m.name: m for m in library}, qc=QCConfig(min_pixels_at_resolution=cfg.min_anomaly_pixels),
                   pool=DonorPool([ShapeRef.from_json(r) for r in pool_refs]),
                   renderer=QueryRenderer(cfg.resolution, cfg.samples, device, threads, cfg.denoise))
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-# the model names, without importing torch at CLI start-up (checked against models.CONFIGS on use)
-MODELS = "resnet18-fpn, resnet18-fpn-sa, vit, retrieval, cmt-a, cmt-b, cmt-c, cmt-d, cmt"
+from brokenchairs.models.registry import MODEL_NAMES  # plain data: no torch at CLI start-up
+
+MODELS = ", ".join(MODEL_NAMES)
 
 DEVICE = click.option("--device", default="auto", show_default=True,
                       help="cpu, cuda, cuda:N or auto (cuda when torch sees one).")
@@ -44,8 +45,8 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
     from brokenchairs.benchmark.config import parse_sets, resolve_config
     from brokenchairs.benchmark.train import train
 
-    overrides = parse_sets(sets) | {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers}
-    cfg = resolve_config(model, preset, config_file, overrides)
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers}
+    cfg = resolve_config(model, preset, config_file, parse_sets(sets), flags)
     result = train(cfg, data, out, resume=resume, device=device)
     if result.rank != 0:
         return
@@ -65,8 +66,10 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--shuffle-references", is_flag=True,
+              help="Pair each query with another shape's reference views (does the model use the reference?).")
 @DEVICE
-def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, device):
+def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, shuffle_references, device):
     """Score a checkpoint: metrics.json, predictions.csv, roc.png, examples.png.
 
     \b
@@ -74,7 +77,8 @@ def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, de
     """
     from brokenchairs.benchmark.evaluate import evaluate
 
-    m = evaluate(checkpoint, data, out, model, split, views, _device(device), batch_size, workers)
+    m = evaluate(checkpoint, data, out, model, split, views, _device(device), batch_size, workers,
+                 shuffle_references=shuffle_references)
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     click.echo(f"{m['model']} on {m['n']} {split} queries: AUC {fmt(m['auc'])}  accuracy {fmt(m['accuracy'])}"
                + (f"  box AP50 {fmt(m['box_ap50'])}" if "box_ap50" in m else "")
@@ -120,4 +124,29 @@ def predict_cmd(mesh, up, images, checkpoint, out, views, device):
     click.echo(f"-> {out / 'predictions.json'} and overlays")
 
 
-COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd)
+@click.group("reproduce")
+def reproduce_group():
+    """Reproduce a table of the paper end to end (data, training, evaluation, report); resumable."""
+
+
+@reproduce_group.command("table2")
+@click.option("--preset", default="cpu", show_default=True,
+              help="cpu (two cores, about 90 minutes) or paper (the full-size recipe, for a GPU node).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
+@click.option("--partnet", type=click.Path(path_type=Path), default=None,
+              help="Real PartNet chairs for the out-of-domain rows [default: $BROKENCHAIRS_PARTNET, "
+                   "else ../shared/data/partnet-chairs if present].")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Trainings side by side [default: the preset's].")
+def reproduce_table2_cmd(preset, out, partnet, jobs):
+    """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
+
+    \b
+    Example: brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu
+    A second call skips what is done and resumes an interrupted training.
+    """
+    from brokenchairs.benchmark.reproduce import reproduce_table2
+
+    reproduce_table2(out, preset, partnet, jobs, echo=click.echo)
+
+
+COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd, reproduce_group)

@@ -59,6 +59,12 @@ def _dataset_options(f):
         click.option("--shard-size", type=click.IntRange(min=1), default=64, show_default=True,
                      help="Queries per shard (expected)."),
         click.option("--twins", is_flag=True, help="Also keep each anomalous view's normal twin (same camera)."),
+        click.option("--balance", type=click.Choice(["table1", "every-shape"]), default="table1", show_default=True,
+                     help="Which anomaly types each shape gets: Table 1's share of shapes per type (about 56-60%% "
+                          "of images anomalous), or every asked type on every shape."),
+        click.option("--min-anomaly-pixels", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Keep an anomalous view only if the anomaly covers this many pixels at the rendered "
+                          "resolution [0: 24 at 256x256, scaled by area]."),
         click.option("--split-ratios", default="0.78,0.07,0.15", show_default=True,
                      help="train,val,test shares of the shapes (paper: 138K/13K/26K images)."),
         click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
@@ -117,6 +123,7 @@ def _setup(ctx, opts: dict, write_materials: bool):
     cfg = GenerateConfig(anomalies=kinds, views_per_variant=opts["views_per_variant"] or 0,
                          resolution=opts["resolution"], seed=opts["seed"],
                          shard_size=opts["shard_size"], twins=bool(opts["twins"]),
+                         balance=opts["balance"], min_anomaly_pixels=opts["min_anomaly_pixels"],
                          split_ratios=_ratios(opts["split_ratios"]),
                          **({"samples": opts["samples"]} if opts["samples"] else {}))
     cfg.validate()

@@ -25,7 +25,7 @@ from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
 from brokenchairs.generation.dataset import claim_section, read_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
 from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
-from brokenchairs.generation.plan import QueryTask, Unit, plan_tasks, plan_units, task_share
+from brokenchairs.generation.plan import BALANCES, QueryTask, Unit, plan_tasks, plan_units, task_share
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios
@@ -47,6 +47,8 @@ class GenerateConfig:
     twins: bool = False  # also keep the normal twin of every anomalous view (same camera, materials, light)
     split_ratios: tuple[float, float, float] = PAPER_RATIOS
     materials: str = ""  # library folder: absolute, or relative to the dataset folder (the default "materials")
+    balance: str = "table1"  # which types each shape gets: Table 1's shares, or every type on every shape
+    min_anomaly_pixels: int = 0  # > 0: an anomaly must cover this many pixels at the rendered resolution
 
     def validate(self) -> None:
         unknown = [a for a in self.anomalies if a not in KINDS]
@@ -56,6 +58,10 @@ class GenerateConfig:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by 8 (the encoder stride)")
         if not 0 <= self.views_per_variant <= 20:
             raise InputError(None, f"--views-per-variant must be in 1..20 (azimuth grid), got {self.views_per_variant}")
+        if self.balance not in BALANCES:
+            raise InputError(None, f"--balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
+        if self.min_anomaly_pixels < 0:
+            raise InputError(None, f"--min-anomaly-pixels must not be negative, got {self.min_anomaly_pixels}")
         if self.shard_size < 1:
             raise InputError(None, f"--shard-size must be at least 1, got {self.shard_size}")
         try:
@@ -80,7 +86,7 @@ class GenerateStats:
 
 
 def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
-    units = plan_units(refs, cfg.anomalies, cfg.seed, cfg.views_per_variant)
+    units = plan_units(refs, cfg.anomalies, cfg.seed, cfg.views_per_variant, cfg.balance)
     return units, plan_tasks(out, units, cfg.shard_size, cfg.twins)
 
 

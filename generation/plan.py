@@ -3,6 +3,10 @@
 - Splits are by shape (``splits.py``): every query of a shape lands in its shape's split.
 - A work unit is one variant: (shape, anomaly type) or the shape's normal unit. Its seed comes
   from the dataset seed and its stable id, so the same config gives the same unit anywhere.
+- Which anomaly types a shape gets follows the paper's Table 1 (``balance="table1"``, default):
+  each type on its share of the shapes (position 69%, rotation 68%, broken 75%, swapped 79%,
+  missing 64% of 8,143), drawn per (shape, type) from the unit's seed; every shape has its normal
+  unit. ``balance="every-shape"`` gives every asked type to every shape.
 - Views per unit follow the paper's Table 1 unless a fixed count is asked for: anomaly variants
   draw from 1..8 with median 4, normal shapes from 1..12 with median 8 (a rounded normal law,
   clipped). These are the views *rendered*; QC and visibility may keep fewer.
@@ -21,11 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
+from brokenchairs.data_manifests import load_json
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
 
-# Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8.
-VIEW_LAWS = {"anomaly": (4.0, 1.6, 1, 8), "normal": (8.0, 2.4, 1, 12)}  # (mean, sd, min, max)
+TABLE1 = load_json("table1.json")
+# Table 1 of the paper: views rendered per anomaly variant [1, 8], median 4; per normal shape [1, 12], median 8;
+# the spread (sd) is ours: a rounded normal law, clipped to the range.
+VIEW_LAWS = {kind: (float(TABLE1[kind]["views"][2]), sd, TABLE1[kind]["views"][0], TABLE1[kind]["views"][1])
+             for kind, sd in (("anomaly", 1.6), ("normal", 2.4))}  # (mean, sd, min, max)
+TYPE_SHARES = {kind: row["shapes"] / TABLE1["shapes"] for kind, row in TABLE1["types"].items()}
+BALANCES = ("table1", "every-shape")
 # CPU-seconds per 256x256 query render on this machine kind, in the pipeline (perf/bench_generate.py
 # --shapes 12 at 11 and 12 spp, 2 workers, each bound to its core): the ground pass and fixed costs,
 # plus the object pass per sample; a masks-only render; per variant set-up (shape, anomaly, scene,
@@ -61,13 +71,24 @@ def draw_views(kind: str, seed: int) -> int:
     return int(np.clip(np.rint(rng.normal(mean, sd)), lo, hi))
 
 
-def plan_units(refs: list[ShapeRef], kinds: tuple[str, ...], seed: int, views_per_variant: int = 0) -> list[Unit]:
+def has_type(kind: str, seed: int, balance: str) -> bool:
+    """Does this (shape, type) unit exist? Table 1's share of shapes per type, from its own stream."""
+    if kind == "normal" or balance == "every-shape":
+        return True
+    return bool(np.random.default_rng([seed, 23]).random() < TYPE_SHARES[kind])
+
+
+def plan_units(refs: list[ShapeRef], kinds: tuple[str, ...], seed: int, views_per_variant: int = 0,
+               balance: str = "table1") -> list[Unit]:
+    if balance not in BALANCES:
+        raise ValueError(f"unknown balance {balance!r}; known: {', '.join(BALANCES)}")
     units = []
     for r in refs:
         for k in kinds:
             uid = f"{r.shape_id}/{k}"
             s = unit_seed(seed, uid)
-            units.append(Unit(uid, r, k, s, views_per_variant or draw_views(k, s)))
+            if has_type(k, s, balance):
+                units.append(Unit(uid, r, k, s, views_per_variant or draw_views(k, s)))
     return units
 
 
@@ -117,9 +138,19 @@ class PlanSummary:
 
     def lines(self, workers: int) -> list[str]:
         out = [f"shapes: {self.shapes} (train {self.splits['train']}, val {self.splits['val']}, test {self.splits['test']})"]
-        for kind, views in self.views.items():
+        order = [*TABLE1["types"], "normal"]
+        for kind, views in sorted(self.views.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+            paper = TABLE1["types"].get(kind)
+            share = (f"  on {100 * self.units[kind] / max(self.shapes, 1):.1f}% of shapes (Table 1: "
+                     f"{100 * TYPE_SHARES[kind]:.1f}%)") if paper else ""
             out.append(f"  {kind:9s} units {self.units[kind]:6d}  views/unit [min {min(views)}, max {max(views)}, "
-                       f"median {statistics.median(views):g}]")
+                       f"median {statistics.median(views):g}]{share}")
+        planned = {k: sum(v) for k, v in self.views.items()}
+        anomalous = sum(v for k, v in planned.items() if k != "normal")
+        if planned:
+            paper = TABLE1["anomaly"]["images"] / TABLE1["images_total_approx"]
+            out.append(f"anomalous share of planned views: {100 * anomalous / max(sum(planned.values()), 1):.1f}% "
+                       f"(paper: {100 * paper:.0f}%; QC keeps fewer anomalous views, see stats)")
         hours = self.cpu_seconds / 3600
         out.append(f"expected queries <= {self.expected_queries} in {self.shards} shards; at most {self.renders} full-quality renders "
                    f"+ {self.mask_renders} masks-only renders for quality control")

@@ -23,8 +23,11 @@ class QCConfig:
     min_object_fraction: float = 0.02  # of the image
     max_mask_iou: float = 0.9  # mask_new vs mask_old: above this the anomaly is invisible
     border: int = 1  # object pixels this close to the frame edge mean the object is cut
+    min_pixels_at_resolution: int = 0  # > 0: this many pixels at the rendered resolution, not scaled
 
     def scaled_min_pixels(self, resolution: int) -> int:
+        if self.min_pixels_at_resolution > 0:
+            return self.min_pixels_at_resolution
         return max(4, int(round(self.min_anomaly_pixels * (resolution / 256) ** 2)))
 
 

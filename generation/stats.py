@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from brokenchairs.errors import InputError
+from brokenchairs.data_manifests import load_json
 from brokenchairs.generation.anomalies import ANOMALY_TYPES
 from brokenchairs.generation.dataset import read_dataset
 from brokenchairs.generation.shards import is_complete, read_manifest_lines
@@ -78,10 +79,26 @@ def format_stats(s: dict) -> str:
     head = ["", *[k.capitalize() for k in ANOMALY_TYPES], "#Anomaly", "#Normal"]
     rows = [("#Shapes", lambda e: f"{e['shapes']:,}"), ("#Images", lambda e: f"{e['images']:,}"),
             ("#Views", lambda e: "[{},{},{:g}]".format(*e["views"]))]
-    lines = ["Table 1 (views = [min, max, median] images per variant; normal: per shape)",
+    paper = load_json("table1.json")
+    paper_row = {**paper["types"], "anomaly": paper["anomaly"], "normal": paper["normal"]}
+    lines = ["Table 1 (views = [min, max, median] images per variant; normal: per shape; paper rows in italics)",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shapes = max(s["table1"]["normal"]["shapes"], 1)
     for name, fmt in rows:
         lines.append("| " + " | ".join([name, *[fmt(s["table1"][k]) for k in kinds]]) + " |")
+        if name == "#Shapes":
+            share = lambda e: f"{100 * e['shapes'] / shapes:.0f}%"  # noqa: E731
+            lines.append("| " + " | ".join(["share of shapes", *[share(s["table1"][k]) for k in ANOMALY_TYPES], "", ""]) + " |")
+            lines.append("| " + " | ".join(["*paper share*", *[f"*{100 * paper_row[k]['shapes'] / paper['shapes']:.0f}%*"
+                                                              for k in ANOMALY_TYPES], "", ""]) + " |")
+        if name == "#Views":
+            lines.append("| " + " | ".join(["*paper #Views*", *["*[{},{},{}]*".format(*paper_row[k]["views"]) for k in kinds]])
+                         + " |")
+    total = s["table1"]["anomaly"]["images"] + s["table1"]["normal"]["images"]
+    if total:
+        lines.append(f"\nanomalous images: {100 * s['table1']['anomaly']['images'] / total:.1f}% "
+                     f"(paper: {paper['anomaly']['images']:,} of about {paper['images_total_approx']:,}, "
+                     f"{100 * paper['anomaly']['images'] / paper['images_total_approx']:.0f}%)")
     lines.append(f"\nqueries: {s['queries']:,}" + (f" (+ {s['normal_twins']:,} normal twins)" if s["normal_twins"] else "")
                  + ("" if s["complete"] else "  [run not complete: counts from finished shards]"))
     lines.append("splits: " + ", ".join(f"{k} {v['shapes']} shapes / {v['images']} images ({v['anomaly']} anomalous)"

@@ -46,9 +46,15 @@ def patch_points(depth: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, str
     H, W = depth.shape
     check_stride(H, stride)
     check_stride(W, stride)
+    return points_to_patches(unproject_depth(depth, K, world_to_cam), stride)
+
+
+def points_to_patches(pts: np.ndarray, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel world points (H,W,3), NaN off the object -> ((h,w,3) float32, (h,w) validity):
+    each cell's object pixel nearest its centre (see the module docstring)."""
+    H, W = pts.shape[:2]
     h, w = H // stride, W // stride
-    pts = unproject_depth(depth, K, world_to_cam)  # NaN on background
-    fg = depth > 0
+    fg = np.isfinite(pts).all(-1)
     # distance of each pixel centre to its cell centre; background pixels never win
     off = (np.arange(stride) + 0.5) - stride / 2
     d2 = off[:, None] ** 2 + off[None, :] ** 2

@@ -1,14 +1,25 @@
 """The CMT model family (paper 4): CMT, its ablations A-D, and the query-only ResNet18-FPN baselines.
 
-Switches: ``views`` (False = query only), ``topk`` (None = standard cross-attention over all
-view patches), ``vlfa``, ``pe3d``, ``sa_blocks`` (query-only self-attention blocks), ``box_head``,
-``momentum`` (an EMA copy of encoder + beta for the key side of VLFA; the authors' code uses
-m = 0.999; default None = off, which keeps training single-copy and cheaper).
+Switches: ``views`` (False = query only), ``topk`` (None = standard cross-attention over every
+view token), ``vlfa``, ``pe3d``, ``self_attention`` (query only: ``blocks`` self-attention blocks
+on [tok] + the query tokens, else the mean of the foreground tokens), ``box_head``,
+``momentum`` (the EMA key encoder of VLFA; None = keys from the online model, detached),
+``vlfa_query_labels``: "pseudo" (paper Eq. 13: a query patch's positive is its best match) or
+"camera" (a deviation for small budgets: the positive is the view patch that sees the same 3D
+point, from the query's own depth and camera -- known for synthetic training data, never used at
+test time; needs ``query_xyz``/``query_xyz_valid`` in the batch, cells of the anomaly excluded).
+
+One encoder pass per step, as released: the views and the queries go through the encoder in one
+batch (one set of BatchNorm statistics). Views shared by several queries of a batch are encoded
+once: samples with the same ``view_group`` (the dataset's id of a shape's selected views) reuse
+one encoding, which changes nothing in evaluation mode and only the make-up of the BatchNorm
+batch in training.
 
 Input dict: ``query`` (B,3,H,W) and ``views`` (B,N,3,H,W) in [-1, 1] (grayscale views cloned to 3
-channels), ``patch_xyz`` (B,N,h,w,3), ``patch_valid`` (B,N,h,w); for VLFA's view-view loss also
-``view_depth`` (B,N,H,W), ``view_K`` (B,N,3,3), ``view_world_to_cam`` (B,N,4,4); for the box head
-``bbox`` (B,4) normalised cx,cy,w,h. Output: ``logits`` (B,), ``boxes`` (B,4) with the box head.
+channels), ``patch_xyz`` (B,N,h,w,3), ``patch_valid`` (B,N,h,w); optionally ``view_group`` (B,)
+and ``shape_key`` (B,) int64; for VLFA's view-view loss also ``view_depth`` (B,N,H,W), ``view_K``
+(B,N,3,3), ``view_world_to_cam`` (B,N,4,4); for the box head ``bbox`` (B,4) normalised cx,cy,w,h.
+Output: ``logits`` (B,), ``boxes`` (B,4) with the box head; ``zq``/``zv``/``q_valid``/``v_valid``.
 """
 
 from __future__ import annotations
@@ -18,45 +29,62 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_convert, generalized_box_iou_loss
+from torchvision.ops import box_convert, generalized_box_iou
 
-from brokenchairs.models.cga import CGABlock
+from brokenchairs.models.cga import CGADecoder
 from brokenchairs.models.encoder import STRIDE, Encoder, query_foreground
 from brokenchairs.models.pe3d import FourierPE3D
-from brokenchairs.models.vlfa import Projector, query_view_loss, view_view_loss
+from brokenchairs.models.tkca import topk_indices
+from brokenchairs.models.vlfa import Projector, pair_loss, query_view_pairs, view_view_pairs
 
 
-def mlp(d: int, out: int, layers: int) -> nn.Sequential:
+def mlp(d: int, hidden: int, out: int, layers: int) -> nn.Sequential:
+    """``layers`` linear layers with ReLU between (the released code's MLP)."""
+    dims = [d] + [hidden] * (layers - 1)
     mods: list[nn.Module] = []
-    for _ in range(layers - 1):
-        mods += [nn.Linear(d, d), nn.GELU()]
-    return nn.Sequential(*mods, nn.Linear(d, out))
+    for a, b in zip(dims[:-1], dims[1:]):
+        mods += [nn.Linear(a, b), nn.ReLU()]
+    return nn.Sequential(*mods, nn.Linear(dims[-1], out))
+
+
+def unique_groups(group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(first sample of each distinct group, each sample's group number); group (B,) or (B,k) rows."""
+    uniq, inverse = torch.unique(group, dim=0, return_inverse=True)
+    first = torch.full((len(uniq),), len(group), dtype=torch.long, device=group.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(len(group), device=group.device), reduce="amin")
+    return first, inverse
+
+
+VLFA_QUERY_LABELS = ("pseudo", "camera")
 
 
 class CMT(nn.Module):
-    def __init__(self, d: int = 128, heads: int = 8, blocks: int = 3, topk: int | None = 100, vlfa: bool = True,
-                 pe3d: bool = True, views: bool = True, sa_blocks: int = 0, box_head: bool = False,
-                 momentum: float | None = None, tau: float = 0.07, vlfa_weight: float = 0.5, vlfa_patches: int = 64,
-                 backbone_weights: str | None = None):
+    def __init__(self, d: int = 128, heads: int = 8, head_dim: int = 64, blocks: int = 3, ff_mult: int = 4,
+                 topk: int | None = 100, vlfa: bool = True, pe3d: bool = True, views: bool = True, self_attention: bool = False,
+                 box_head: bool = False, box_layers: int = 4, momentum: float | None = 0.999, tau: float = 0.1,
+                 vlfa_weight: float = 0.5, vlfa_points: int = 32, box_l1_weight: float = 5.0,
+                 box_giou_weight: float = 2.0, encoder_head: str = "panoptic", proj_hidden: int = 1024,
+                 proj_dim: int = 256, vlfa_query_labels: str = "pseudo", backbone_weights: str | None = None):
         super().__init__()
-        self.cfg = dict(d=d, heads=heads, blocks=blocks, topk=topk, vlfa=vlfa, pe3d=pe3d, views=views,
-                        sa_blocks=sa_blocks, box_head=box_head, momentum=momentum, tau=tau)
-        self.encoder = Encoder(d, backbone_weights)
-        self.tok = nn.Parameter(torch.zeros(1, 1, d))
-        nn.init.normal_(self.tok, std=0.02)
+        self.encoder = Encoder(d, backbone_weights, encoder_head)
+        self.tok = nn.Parameter(torch.empty(1, 1, d))
+        nn.init.xavier_uniform_(self.tok.view(1, d))
         self.use_views, self.topk, self.use_vlfa, self.tau = views, topk, vlfa, tau
-        self.a, self.vlfa_patches = vlfa_weight, vlfa_patches
+        self.a, self.vlfa_points = vlfa_weight, vlfa_points
+        if vlfa_query_labels not in VLFA_QUERY_LABELS:
+            raise ValueError(f"vlfa_query_labels must be one of {', '.join(VLFA_QUERY_LABELS)}, got {vlfa_query_labels!r}")
+        self.query_labels = vlfa_query_labels
+        self.box_weights = (box_l1_weight, box_giou_weight)
         if views:
-            self.beta = Projector(d)
+            self.beta = Projector(d, proj_hidden, proj_dim)
             self.pe = FourierPE3D(d) if pe3d else None
-            self.blocks = nn.ModuleList(CGABlock(d, heads, pe3d) for _ in range(blocks))
+            self.decoder = CGADecoder(d, heads, head_dim, blocks, 2 * d if pe3d else d, ff_mult)
         else:
-            layer = nn.TransformerEncoderLayer(d, heads, 4 * d, batch_first=True, norm_first=False)
-            self.sa = nn.TransformerEncoder(layer, sa_blocks) if sa_blocks else None
-        self.head = mlp(d, 1, 2)
-        self.box = mlp(d, 4, 4) if box_head else None
-        self.momentum = momentum
-        if momentum is not None and views and vlfa:
+            self.decoder = CGADecoder(d, heads, head_dim, blocks, d, ff_mult, cross=False) if self_attention else None
+        self.head = mlp(d, 256, 1, 2)
+        self.box = mlp(d, 256, 4, box_layers) if box_head else None
+        self.momentum = momentum if (views and vlfa) else None
+        if self.momentum is not None:
             self.encoder_k, self.beta_k = copy.deepcopy(self.encoder), copy.deepcopy(self.beta)
             for p in (*self.encoder_k.parameters(), *self.beta_k.parameters()):
                 p.requires_grad_(False)
@@ -65,39 +93,54 @@ class CMT(nn.Module):
     def _tokens(fmap: torch.Tensor) -> torch.Tensor:
         return fmap.flatten(2).transpose(1, 2)  # (B,d,h,w) -> (B,hw,d)
 
+    def _encode(self, query: torch.Tensor, views: torch.Tensor | None, group: torch.Tensor | None):
+        """One encoder batch: the distinct view sets, then the queries.
+
+        Returns (fq (B,d,h,w), fv (G,N,d,h,w) of the G distinct view sets, first sample of each set
+        (G,), each sample's set (B,))."""
+        if views is None:
+            return self.encoder(query), None, None, None
+        B, N = views.shape[:2]
+        if group is None:
+            first = inverse = torch.arange(B, device=query.device)
+        else:
+            first, inverse = unique_groups(group)
+        fmap = self.encoder(torch.cat([views[first].flatten(0, 1), query]))
+        G = len(first)
+        return fmap[G * N:], fmap[:G * N].unflatten(0, (G, N)), first, inverse
+
     def forward(self, batch: dict) -> dict:
         q = batch["query"]
         B = q.shape[0]
-        fq = self._tokens(self.encoder(q))
         q_valid = query_foreground(q, STRIDE)
-        x = torch.cat([self.tok.expand(B, -1, -1), fq], 1)
         out: dict = {"q_valid": q_valid}
+        fq_map, fv_map, first, inverse = self._encode(q, batch["views"] if self.use_views else None,
+                                                      batch.get("view_group"))
+        fq = self._tokens(fq_map)
+        x = torch.cat([self.tok.expand(B, -1, -1), fq], 1)
         if not self.use_views:
-            if self.sa is not None:
-                x = self.sa(x)
-                state = x[:, 0]
+            if self.decoder is not None:
+                state = self.decoder(x)[:, 0]
             else:  # plain ResNet18-FPN: mean of the foreground tokens
                 w = q_valid.float()[..., None]
                 state = (fq * w).sum(1) / w.sum(1).clamp_min(1)
             return self._heads(state, out)
-        views = batch["views"]
-        N = views.shape[1]
-        fv_map = self.encoder(views.flatten(0, 1))  # shared encoder
+        G, N = fv_map.shape[:2]
         np_ = fv_map.shape[-1] * fv_map.shape[-2]
-        fv = self._tokens(fv_map).reshape(B, N * np_, -1)
-        v_valid = batch["patch_valid"].reshape(B, N * np_)
-        pv = self.pe(batch["patch_xyz"].reshape(B, N * np_, 3), v_valid) if self.pe is not None else None
+        fv = self._tokens(fv_map.flatten(0, 1)).reshape(G, N * np_, -1)  # one row per distinct view set
+        v_valid = batch["patch_valid"][first].reshape(G, N * np_)
+        context = fv
+        if self.pe is not None:
+            context = torch.cat([fv, self.pe(batch["patch_xyz"][first].reshape(G, N * np_, 3), v_valid)], -1)
         zq, zv = self.beta(fq), self.beta(fv)
-        sim = None
+        idx = None
         if self.topk is not None:
-            m = torch.einsum("bqc,bvc->bqv", zq, zv).masked_fill(~v_valid[:, None], float("-inf"))  # Eq. 12
-            # [tok] has no patch of its own: it attends to the view patches best matched by any query patch
-            tok_row = m.masked_fill(~q_valid[..., None], float("-inf")).amax(1, keepdim=True)
-            sim = torch.cat([tok_row, m], 1)
-        for blk in self.blocks:
-            x = blk(x, fv, pv, sim, v_valid, self.topk)
-        out.update(zq=zq, zv=zv.reshape(B, N, np_, -1), v_valid=v_valid.reshape(B, N, np_))
-        return self._heads(x[:, 0], out)
+            with torch.no_grad():  # Eq. 12, background features zeroed as released; beta learns from VLFA only
+                zv_fg = (zv * v_valid[..., None])[inverse]
+                idx = topk_indices(torch.einsum("bqc,bvc->bqv", zq * q_valid[..., None], zv_fg), self.topk)
+        state = self.decoder(x, context, inverse, idx)[:, 0]
+        out.update(zq=zq, zv=zv[inverse].reshape(B, N, np_, -1), v_valid=v_valid[inverse].reshape(B, N, np_))
+        return self._heads(state, out)
 
     def _heads(self, state: torch.Tensor, out: dict) -> dict:
         out["logits"] = self.head(state).squeeze(-1)
@@ -105,40 +148,70 @@ class CMT(nn.Module):
             out["boxes"] = self.box(state).sigmoid()
         return out
 
+    def _keys(self, batch: dict, out: dict, b: torch.Tensor) -> torch.Tensor:
+        """Key features of view b[s] of each sample s (B,np,c): the EMA copy's, or the online ones detached."""
+        B = b.shape[0]
+        rows = torch.arange(B, device=b.device)
+        if self.momentum is None:
+            return out["zv"][rows, b].detach()
+        group = batch.get("view_group")
+        first, inverse = unique_groups(torch.stack([group if group is not None else rows, b], 1))
+        with torch.no_grad():
+            fk = self._tokens(self.encoder_k(batch["views"][first, b[first]]))
+            return self.beta_k(fk)[inverse]
+
     def loss(self, batch: dict, out: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """Eq. 15 (+ the box loss when enabled); returns (total, named parts)."""
+        """Eq. 15 (+ the released box loss with the box head); returns (total, named parts)."""
         y = batch["label"].float()
         parts = {"bce": F.binary_cross_entropy_with_logits(out["logits"], y)}
-        if self.use_views and self.use_vlfa:
-            zv = out["zv"]
-            if self.momentum is not None:
-                with torch.no_grad():
-                    B, N = batch["views"].shape[:2]
-                    fk = self._tokens(self.encoder_k(batch["views"].flatten(0, 1)))
-                    zv = self.beta_k(fk).reshape(B, N, -1, zv.shape[-1])
-            parts["va_qv"] = query_view_loss(out["zq"], out["q_valid"], zv, out["v_valid"], self.tau,
-                                             self.vlfa_patches, generator)
-            if "view_depth" in batch:
-                parts["va_vv"] = view_view_loss(out["zv"], out["v_valid"], batch["patch_xyz"].flatten(2, 3),
-                                                batch["view_depth"], batch["view_K"], batch["view_world_to_cam"],
-                                                STRIDE, self.tau, self.vlfa_patches, generator)
-        if self.box is not None and "bbox" in batch:
-            has = batch["label"] > 0
-            if has.any():
-                pred, true = out["boxes"][has], batch["bbox"][has]
-                parts["box_l1"] = F.l1_loss(pred, true)
-                parts["box_giou"] = generalized_box_iou_loss(box_convert(pred, "cxcywh", "xyxy"),
-                                                             box_convert(true, "cxcywh", "xyxy"), reduction="mean")
         total = parts["bce"]
-        if "va_qv" in parts:
-            total = total + self.a * parts["va_qv"] + (1 - self.a) * parts.get("va_vv", parts["va_qv"] * 0)
-        total = total + parts.get("box_l1", 0) + parts.get("box_giou", 0)
+        if self.use_views and self.use_vlfa:
+            total = total + self._vlfa(batch, out, parts, generator)
+        if self.box is not None and "bbox" in batch:
+            B = len(y)
+            pred, true = box_convert(out["boxes"], "cxcywh", "xyxy"), box_convert(batch["bbox"], "cxcywh", "xyxy")
+            # released: sums over the anomalous samples, divided by the whole batch
+            parts["box_l1"] = ((out["boxes"] - batch["bbox"]).abs().sum(-1) * y).sum() / B
+            parts["box_giou"] = ((1 - generalized_box_iou(pred, true).diagonal()) * y).sum() / B
+            total = total + self.box_weights[0] * parts["box_l1"] + self.box_weights[1] * parts["box_giou"]
         return total, parts
+
+    def _vlfa(self, batch: dict, out: dict, parts: dict, generator: torch.Generator | None) -> torch.Tensor:
+        zq, zv, v_valid = out["zq"], out["zv"], out["v_valid"]
+        B, N, np_ = v_valid.shape
+        rows = torch.arange(B, device=zq.device)
+        if N < 2:
+            return zq.sum() * 0
+        ab = torch.stack([torch.randperm(N, generator=generator)[:2] for _ in range(B)]).to(zq.device)
+        a, b = ab[:, 0], ab[:, 1]
+        keys = self._keys(batch, out, b)
+        shape_key = batch.get("shape_key", rows)
+        total = zq.sum() * 0
+        grid_w = batch["views"].shape[-1] // STRIDE
+        if self.query_labels == "camera" and "query_xyz" in batch:  # ground truth from the query's depth and camera
+            qpairs = view_view_pairs(batch["query_xyz_valid"].flatten(1), batch["query_xyz"].flatten(1, 2), v_valid[rows, b],
+                                     batch["view_K"][rows, b], batch["view_world_to_cam"][rows, b],
+                                     batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
+        else:  # Eq. 13: pseudo-labels
+            qpairs = query_view_pairs(zq, out["q_valid"], zv[rows, b], v_valid[rows, b], self.vlfa_points, generator)
+        qv = pair_loss(qpairs, zq, keys, shape_key, self.tau)
+        if qv is not None:
+            parts["va_qv"] = qv
+            total = total + self.a * qv
+        if "view_depth" in batch:
+            pairs = view_view_pairs(v_valid[rows, a], batch["patch_xyz"].flatten(2, 3)[rows, a], v_valid[rows, b],
+                                    batch["view_K"][rows, b], batch["view_world_to_cam"][rows, b],
+                                    batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
+            vv = pair_loss(pairs, zv[rows, a], keys, shape_key, self.tau)
+            if vv is not None:
+                parts["va_vv"] = vv
+                total = total + (1 - self.a) * vv
+        return total
 
     @torch.no_grad()
     def momentum_update(self) -> None:
         """EMA of the key-side encoder and projector (call after each optimiser step)."""
-        if self.momentum is None or not hasattr(self, "encoder_k"):
+        if self.momentum is None:
             return
         for online, key in ((self.encoder, self.encoder_k), (self.beta, self.beta_k)):
             for p, pk in zip(online.parameters(), key.parameters()):

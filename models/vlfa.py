@@ -1,12 +1,18 @@
-"""View-agnostic local feature alignment (paper 4.3, Eq. 13-15).
+"""View-agnostic local feature alignment (paper 4.3, Eq. 13-15), with the released code's choices.
 
-beta maps local features to a view-agnostic space (4-layer MLP, then L2 normalisation per
-token). Two contrastive losses (Eq. 14) with temperature tau:
-- query-view: pseudo-labels = argmax similarity of a random subset of foreground query patches to
-  the patches of a randomly sampled view (Eq. 13); every other valid patch of that view is a negative;
-- view-view: ground-truth correspondences between two views of the reference, from depth and
-  poses -- unproject a patch's 3D point, project it into the other view, keep it if it lands on
-  the object and passes a depth test (not occluded) -- randomly subsampled.
+beta maps local features to a view-agnostic space: a 4-layer MLP (128 -> 1024 -> 1024 -> 1024 ->
+256, ReLU, as released) and L2 normalisation per token. Two contrastive losses (Eq. 14):
+- query-view: a random subset of foreground query patches; each one's positive is its most
+  similar valid patch of a randomly drawn reference view b (Eq. 13, a pseudo-label found with the
+  online encoder, without gradient);
+- view-view: ground-truth correspondences between views a and b of the reference, from depth and
+  poses (unproject a patch's 3D point, project it into b, keep it if it lands on the object and
+  passes a depth test), farthest-point sampled in a's patch grid (the released loader samples 32
+  co-visible points by FPS).
+As released: the keys (view b) come from a momentum (EMA, m = 0.999) copy of encoder and beta,
+without gradient; the anchors from the online model; temperature 0.1; the negatives of an anchor
+are the other sampled points of its own pair and every sampled point of the other objects in the
+batch (``contrast``). Without a momentum copy the keys are the online features, detached.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from torch import nn
 class Projector(nn.Module):
     """beta: 4-layer MLP + channel-wise (L2) normalisation."""
 
-    def __init__(self, d: int = 128, out: int = 128):
+    def __init__(self, d: int = 128, hidden: int = 1024, out: int = 256):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d), nn.GELU(), nn.Linear(d, d), nn.GELU(),
-                                 nn.Linear(d, out))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.mlp(x), dim=-1)
@@ -52,46 +58,82 @@ def view_correspondences(xyz_a: torch.Tensor, valid_a: torch.Tensor, K_b: torch.
     return ia, ib
 
 
-def _nce(anchors: torch.Tensor, keys: torch.Tensor, key_valid: torch.Tensor, target: torch.Tensor, tau: float) -> torch.Tensor:
+def farthest_points(pos: torch.Tensor, m: int) -> torch.Tensor:
+    """Indices of m points of pos (n,2) by farthest-point sampling from the first (all if n <= m)."""
+    n = pos.shape[0]
+    if n <= m:
+        return torch.arange(n, device=pos.device)
+    chosen = torch.zeros(m, dtype=torch.long, device=pos.device)
+    dist = torch.full((n,), float("inf"), device=pos.device)
+    for i in range(1, m):
+        dist = torch.minimum(dist, (pos - pos[chosen[i - 1]]).pow(2).sum(-1))
+        chosen[i] = dist.argmax()
+    return chosen
+
+
+def contrast(anchors: torch.Tensor, keys: torch.Tensor, owner: torch.Tensor, shape: torch.Tensor,
+             key_id: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE of anchors (M,c) against keys (M,c), row i's positive being key i.
+
+    Negatives of row i: the other keys of its own pair (``owner``), except copies of its own
+    positive patch (``key_id``), and every key of a sample of another ``shape``.
+    """
     logits = anchors @ keys.T / tau
-    logits = logits.masked_fill(~key_valid[None], float("-inf"))
-    return F.cross_entropy(logits, target)
+    same_pair = owner[:, None] == owner[None, :]
+    duplicate = same_pair & (key_id[:, None] == key_id[None, :])
+    allowed = (same_pair & ~duplicate) | (shape[:, None] != shape[None, :])
+    allowed.fill_diagonal_(True)
+    target = torch.arange(len(anchors), device=anchors.device)
+    return F.cross_entropy(logits.masked_fill(~allowed, float("-inf")), target)
 
 
-def query_view_loss(zq: torch.Tensor, q_valid: torch.Tensor, zv: torch.Tensor, v_valid: torch.Tensor, tau: float,
-                    patches: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """zq (B,nq,c), q_valid (B,nq), zv (B,N,np,c), v_valid (B,N,np)."""
-    losses = []
-    for b in range(zq.shape[0]):
-        views = torch.nonzero(v_valid[b].any(-1)).squeeze(1)
-        fg = torch.nonzero(q_valid[b]).squeeze(1)
-        if len(views) == 0 or len(fg) == 0:
+def _pick(n: int, m: int, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randperm(n, generator=generator)[:m]
+
+
+def query_view_pairs(zq: torch.Tensor, q_valid: torch.Tensor, zv_b: torch.Tensor, v_valid_b: torch.Tensor, points: int,
+                     generator: torch.Generator | None = None) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Per sample: (sample, query patches, pseudo-matched patches of view b) (Eq. 13).
+
+    zq (B,nq,c), q_valid (B,nq), zv_b (B,np,c) online features of view b, v_valid_b (B,np)."""
+    pairs = []
+    for s in range(zq.shape[0]):
+        fg = torch.nonzero(q_valid[s]).squeeze(1)
+        if len(fg) == 0 or not v_valid_b[s].any():
             continue
-        n = views[torch.randint(len(views), (1,), generator=generator)].item()
-        sel = fg[torch.randperm(len(fg), generator=generator)[:patches]]
-        with torch.no_grad():  # Eq. 13: pseudo-labels
-            s = zq[b, sel] @ zv[b, n].T
-            target = s.masked_fill(~v_valid[b, n][None], float("-inf")).argmax(-1)
-        losses.append(_nce(zq[b, sel], zv[b, n], v_valid[b, n], target, tau))
-    return torch.stack(losses).mean() if losses else zq.sum() * 0
+        sel = fg[_pick(len(fg), points, generator).to(fg.device)]
+        with torch.no_grad():
+            sim = (zq[s, sel] @ zv_b[s].T).masked_fill(~v_valid_b[s][None], float("-inf"))
+            pairs.append((s, sel, sim.argmax(-1)))
+    return pairs
 
 
-def view_view_loss(zv: torch.Tensor, v_valid: torch.Tensor, patch_xyz: torch.Tensor, depth: torch.Tensor,
-                   K: torch.Tensor, w2c: torch.Tensor, stride: int, tau: float, patches: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """zv (B,N,np,c); patch_xyz (B,N,np,3); depth (B,N,H,W); K (B,N,3,3); w2c (B,N,4,4)."""
-    losses = []
-    B, N = zv.shape[:2]
-    for b in range(B):
-        if N < 2:
-            break
-        pair = torch.randperm(N, generator=generator)[:2]
-        i, j = pair[0].item(), pair[1].item()
-        ia, ib = view_correspondences(patch_xyz[b, i], v_valid[b, i], K[b, j], w2c[b, j], depth[b, j], stride)
-        ok = v_valid[b, j][ib]
+def view_view_pairs(v_valid_a: torch.Tensor, xyz_a: torch.Tensor, v_valid_b: torch.Tensor, K_b: torch.Tensor,
+                    w2c_b: torch.Tensor, depth_b: torch.Tensor, stride: int, grid_w: int,
+                    points: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    """Per sample: (sample, patches of view a, the patches of view b seeing the same 3D points),
+    farthest-point sampled in a's grid. Shapes: (B,np), (B,np,3), (B,np), (B,3,3), (B,4,4), (B,H,W)."""
+    pairs = []
+    for s in range(v_valid_a.shape[0]):
+        ia, ib = view_correspondences(xyz_a[s], v_valid_a[s], K_b[s], w2c_b[s], depth_b[s], stride)
+        ok = v_valid_b[s][ib]
         ia, ib = ia[ok], ib[ok]
         if len(ia) == 0:
             continue
-        keep = torch.randperm(len(ia), generator=generator)[:patches]
-        losses.append(_nce(zv[b, i, ia[keep]], zv[b, j], v_valid[b, j], ib[keep], tau))
-    return torch.stack(losses).mean() if losses else zv.sum() * 0
+        pos = torch.stack([ia % grid_w, ia // grid_w], -1).float()
+        keep = farthest_points(pos, points)
+        pairs.append((s, ia[keep], ib[keep]))
+    return pairs
+
+
+def pair_loss(pairs: list[tuple[int, torch.Tensor, torch.Tensor]], anchor_feats: torch.Tensor, key_feats: torch.Tensor,
+              shape_key: torch.Tensor, tau: float) -> torch.Tensor | None:
+    """``contrast`` over every pair of the batch: anchor_feats (B,n,c) indexed by the pairs' first
+    indices, key_feats (B,np,c) by their second. None when the batch holds no pair."""
+    if not pairs:
+        return None
+    anchors = torch.cat([anchor_feats[s, ia] for s, ia, _ in pairs])
+    keys = torch.cat([key_feats[s, ib] for s, _, ib in pairs])
+    owner = torch.cat([torch.full((len(ia),), s, device=anchors.device) for s, ia, _ in pairs])
+    key_id = torch.cat([ib for _, _, ib in pairs]).to(anchors.device)
+    return contrast(anchors, keys, owner, shape_key[owner], key_id, tau)

@@ -89,25 +89,43 @@ def _index(n_shapes=7, per_shape=5):
     return DatasetIndex(root=None, queries=qs, view_shard={}, resolution=64, num_views=20)
 
 
+def _flat(batches):
+    return [key for batch in batches for key in batch]
+
+
 def test_sampler_is_deterministic_covers_each_sample_and_partitions_ranks():
     index = _index()
-    s = EpochSampler(index, seed=4, group_shapes=2)
+    s = EpochSampler(index, seed=4, batch_size=5, group_shapes=2, drop_last=False)
     s.set_epoch(3)
     a, b = list(s), list(s)
-    assert a == b and sorted(i for i, _ in a) == list(range(len(index)))
+    assert a == b and sorted(i for i, _, _ in _flat(a)) == list(range(len(index)))
+    assert all(len(batch) == 5 for batch in a) and len(s) == len(a) == 7
     s.set_epoch(4)
-    assert [i for i, _ in s] != [i for i, _ in a]
-    # resuming mid-epoch yields exactly the tail, with the same per-sample seeds
-    s.set_epoch(3, start=11)
-    assert list(s) == a[11:]
-    # blocks of 2 shapes (10 samples): any 10 consecutive samples span at most two blocks = 4 shapes
-    shapes = [index.queries[i].shape_id for i, _ in a]
-    assert max(len(set(shapes[k:k + 10])) for k in range(len(shapes) - 10)) <= 4
-    ranks = [EpochSampler(index, seed=4, rank=r, world=3) for r in range(3)]
+    assert [i for i, _, _ in _flat(s)] != [i for i, _, _ in _flat(a)]
+    # resuming mid-epoch yields exactly the remaining batches, with the same per-sample seeds
+    s.set_epoch(3, start=2)
+    assert list(s) == a[2:] and len(s) == 5
+    # blocks of 2 shapes (10 samples): every batch of 5 lies within one block
+    assert all(len({index.queries[i].shape_id for i, _, _ in batch}) <= 2 for batch in a)
+    ranks = [EpochSampler(index, seed=4, batch_size=5, rank=r, world=3, drop_last=False) for r in range(3)]
     for r in ranks:
         r.set_epoch(3)
-    parts = [[i for i, _ in r] for r in ranks]
+    parts = [[i for i, _, _ in _flat(r)] for r in ranks]
     assert len({len(p) for p in parts}) == 1 and set().union(*map(set, parts)) == set(range(len(index)))
+
+
+def test_sampler_groups_shapes_per_batch_and_shares_their_views():
+    index = _index(n_shapes=8, per_shape=6)
+    s = EpochSampler(index, seed=1, batch_size=4, shapes_per_batch=2, group_shapes=4)
+    batches = list(s)
+    assert len(batches) == len(s) == 12 and all(len(b) == 4 for b in batches)
+    for batch in batches:
+        by_shape: dict = {}
+        for i, _, view_seed in batch:
+            by_shape.setdefault(index.queries[i].shape_id, set()).add(view_seed)
+        assert len(by_shape) <= 2 and all(len(seeds) == 1 for seeds in by_shape.values())  # one view draw per shape
+    # a final incomplete batch is dropped (BatchNorm and the released loader's drop_last)
+    assert len(EpochSampler(_index(n_shapes=3, per_shape=3), seed=0, batch_size=4)) == 2
 
 
 def test_view_selection_and_closest_view():
@@ -150,11 +168,68 @@ def test_presets_and_overrides_resolve_and_bad_values_name_the_problem(tmp_path)
     cfg = resolve_config("cmt", "paper")
     assert (cfg.lr, cfg.batch_size, cfg.epochs, cfg.topk, cfg.blocks, cfg.views_train, cfg.views_test) == \
         (2e-5, 8, 20, 100, 3, 10, 20)
+    assert (cfg.heads, cfg.head_dim, cfg.tau, cfg.momentum, cfg.adam_beta1, cfg.box_l1_weight, cfg.box_giou_weight) == \
+        (8, 64, 0.1, 0.999, 0.0, 5.0, 2.0)
+    release = resolve_config("cmt", "release")
+    assert (release.epochs, release.batch_size, release.views_train, release.lr_drop) == (100, 6, 5, 20)
     cfg = resolve_config("cmt", "tiny", overrides={"lr": "1e-3", "augment": "false"})
     assert cfg.lr == 1e-3 and cfg.augment is False and cfg.epochs == 2
+    # precedence: preset < file < --set < explicit flag; an unset flag (None) changes nothing
+    f = tmp_path / "c.json"
+    f.write_text('{"epochs": 3, "lr": 0.01, "vlfa_weight": 0.25}')
+    cfg = resolve_config("cmt", "tiny", f, overrides={"epochs": "4"}, flags={"epochs": None, "lr": 0.5})
+    assert (cfg.epochs, cfg.lr, cfg.vlfa_weight) == (4, 0.5, 0.25)
+    assert resolve_config("cmt", "paper", overrides={"momentum": "none"}).momentum is None
+    with pytest.raises(InputError, match="vlfa_weight"):
+        resolve_config("cmt", "paper", overrides={"vlfa_weight": "2"})
+    with pytest.raises(InputError, match="epochs expects an integer"):
+        resolve_config("cmt", "paper", overrides={"epochs": "2.5"})
     bad = tmp_path / "bad.json"
     bad.write_text('{"no_such_option": 1}')
     with pytest.raises(InputError, match="no_such_option"):
         resolve_config("cmt", "paper", bad)
     with pytest.raises(InputError, match="unknown model"):
         resolve_config("cmt-z", "paper")
+
+
+def test_box_acc_is_the_released_definition_by_hand():
+    # anomalous images 0-3, normal 4; flagged (score >= 0.5): 0, 1, 3, 4
+    true = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10], [np.nan] * 4], float)
+    pred = np.array([[0, 0, 10, 10],    # IoU 1   -> counts
+                     [0, 0, 10, 5],     # IoU 0.5 -> not > 0.5
+                     [0, 0, 10, 10],    # not flagged: ignored
+                     [0, 0, 10, 8],     # IoU 0.8 -> counts
+                     [0, 0, 10, 10]], float)  # normal: ignored
+    scores = np.array([0.9, 0.7, 0.2, 0.6, 0.8])
+    m = compute_metrics([1, 1, 1, 1, 0], scores, [1, 1, 1, 1, 0], pred, true)
+    assert m["box_acc"] == pytest.approx(2 / 3)
+    assert m["box_iou_flagged"] == pytest.approx((1 + 0.5 + 0.8) / 3)
+
+
+def test_paired_iou_is_element_wise_and_linear_in_memory():
+    from torchvision.ops import box_iou
+
+    from brokenchairs.benchmark.metrics import paired_iou
+
+    rng = np.random.default_rng(0)
+    a = np.sort(rng.uniform(0, 100, (50, 2, 2)), axis=1).transpose(0, 2, 1).reshape(50, 4)[:, [0, 2, 1, 3]]
+    b = np.sort(rng.uniform(0, 100, (50, 2, 2)), axis=1).transpose(0, 2, 1).reshape(50, 4)[:, [0, 2, 1, 3]]
+    np.testing.assert_allclose(paired_iou(a, b), box_iou(torch.tensor(a), torch.tensor(b)).diagonal().numpy(), atol=1e-12)
+    big = np.tile(a, (2000, 1))  # 100K boxes: an N x N matrix would need 80 GB
+    assert paired_iou(big, big).shape == (100_000,) and np.allclose(paired_iou(big, big), 1.0)
+
+
+def test_shape_bootstrap_interval_contains_the_value_and_paired_difference_sees_a_real_gap():
+    from brokenchairs.benchmark.bootstrap import paired_difference, shape_bootstrap
+
+    rng = np.random.default_rng(0)
+    shapes = np.repeat(np.arange(40), 10)
+    y = rng.integers(0, 2, 400)
+    good = y + rng.normal(0, 0.7, 400)
+    bad = y + rng.normal(0, 2.0, 400)
+    iv = shape_bootstrap(y, good, shapes, replicates=300)
+    assert iv.low < iv.value < iv.high and iv.value == pytest.approx(roc_auc_score(y, good))
+    diff = paired_difference(y, good, bad, shapes, replicates=300)
+    assert diff.value == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, bad)) and diff.low > 0
+    same = paired_difference(y, good, good + 1e-9 * rng.normal(size=400), shapes, replicates=100)
+    assert abs(same.low) < 1e-3 and abs(same.high) < 1e-3

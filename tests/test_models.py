@@ -1,5 +1,6 @@
-"""Models: shapes, TKCA gather == dense reference, background never attended, depth-based
-correspondences on a cube, VLFA behaviour, and CMT overfitting 16 samples on CPU."""
+"""Models: shapes, TKCA mask == gathered keys, [tok] attends to every view token, one encoder pass,
+shared views encoded once, depth-based correspondences on a cube, VLFA behaviour, the registry's
+overrides, and CMT overfitting 16 samples on CPU."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import torch
 
 from brokenchairs.generation.cameras import Viewpoint, camera_for, intrinsics
 from brokenchairs.generation.views import patch_points
-from brokenchairs.models import MODEL_NAMES, build_model, parameter_count
-from brokenchairs.models.tkca import dense_topk_reference, topk_cross_attention
-from brokenchairs.models.vlfa import query_view_loss, view_correspondences, view_view_loss
+from brokenchairs.models import MODEL_NAMES, build_model, parameter_count, spec
+from brokenchairs.models.tkca import cross_attention, gather_attention, topk_mask
+from brokenchairs.models.vlfa import contrast, pair_loss, query_view_pairs, view_correspondences, view_view_pairs
 
 H, N = 64, 4
 
@@ -28,28 +29,40 @@ def fake_batch(B=2, views=N, seed=0, valid_frac=0.7):
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_forward_shapes_for_every_model(name):
-    model = build_model(name, image_size=H) if name == "vit" else build_model(name, box_head=True)
+    s = spec(name)
+    model = build_model(name, image_size=H) if name == "vit" else build_model(name, **({"box_head": True} if s.boxes else {}))
     out = model(fake_batch())
     assert out["logits"].shape == (2,) and torch.isfinite(out["logits"]).all()
-    if name not in ("vit", "retrieval"):
+    if s.boxes:
         assert out["boxes"].shape == (2, 4) and ((out["boxes"] >= 0) & (out["boxes"] <= 1)).all()
     loss, parts = model.loss(fake_batch(), out)
     loss.backward()
     assert torch.isfinite(loss) and parameter_count(model) > 1e6
+    if s.vlfa:
+        assert "va_qv" in parts
+
+
+def test_registry_refuses_overrides_a_model_does_not_take():
+    with pytest.raises(ValueError, match="box_head"):
+        build_model("retrieval", box_head=True)
+    with pytest.raises(ValueError, match="topk"):
+        build_model("cmt-a", topk=10)
+    assert spec("cmt").views and spec("cmt").vlfa and not spec("resnet18-fpn").views
 
 
 @pytest.mark.parametrize("topk", [1, 7, 64, 200])
-def test_tkca_gather_equals_dense_reference_values_and_gradients(topk):
+def test_tkca_mask_equals_gathered_keys_values_and_gradients(topk):
     g = torch.Generator().manual_seed(topk)
     B, h, nq, nv, dh = 2, 4, 9, 200, 8
-    q, k, v = (torch.randn(B, h, n, dh, generator=g, dtype=torch.float32, requires_grad=True) for n in (nq, nv, nv))
-    sim = torch.randn(B, nq, nv, generator=g)
-    sim[:, :, :40] = float("-inf")  # background keys
+    q = torch.randn(B, h, 1 + nq, dh, generator=g, requires_grad=True)
+    k, v = (torch.randn(B, nv, h * dh, generator=g, requires_grad=True) for _ in range(2))
+    idx = torch.randn(B, nq, nv, generator=g).topk(min(topk, nv), dim=-1).indices
+    split = lambda t: t.unflatten(-1, (h, dh)).transpose(1, 2)  # noqa: E731
     outs, grads = [], []
-    for fn in (topk_cross_attention, dense_topk_reference):
+    for fn in (lambda: cross_attention(q, k, v, idx)[:, :, 1:], lambda: gather_attention(q[:, :, 1:], split(k), split(v), idx)):
         for t in (q, k, v):
             t.grad = None
-        o = fn(q, k, v, sim, topk)
+        o = fn()
         (o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum().backward()
         outs.append(o.detach())
         grads.append([t.grad.clone() for t in (q, k, v)])
@@ -58,25 +71,38 @@ def test_tkca_gather_equals_dense_reference_values_and_gradients(topk):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_topk_never_attends_to_background_patches():
-    g = torch.Generator().manual_seed(1)
-    B, h, nq, nv, dh = 1, 2, 5, 50, 4
-    q, k, v = (torch.randn(B, h, n, dh, generator=g) for n in (nq, nv, nv))
-    sim = torch.randn(B, nq, nv, generator=g) * 10
-    background = torch.zeros(nv, dtype=torch.bool)
-    background[::2] = True
-    sim[:, :, background] = float("-inf")
-    base = topk_cross_attention(q, k, v, sim, topk=40)  # more than the 25 valid keys
-    v2, k2 = v.clone(), k.clone()
-    v2[:, :, background] = 1e6
-    k2[:, :, background] = -1e6
-    torch.testing.assert_close(topk_cross_attention(q, k2, v2, sim, topk=40), base)
-    # inside CMT, invalid view patches carry no position: their xyz cannot change the output
-    model = build_model("cmt").eval()
-    batch = fake_batch(B=1)
-    other = dict(batch, patch_xyz=torch.where(batch["patch_valid"][..., None], batch["patch_xyz"], torch.full_like(batch["patch_xyz"], 9.0)))
+def test_tok_attends_to_every_view_token_and_query_tokens_only_to_their_top_k():
+    idx = torch.tensor([[[0, 3], [5, 1]]])  # 2 query tokens, 2 keys each, 6 view tokens
+    mask = topk_mask(idx, 6)[0, 0]
+    assert mask[0].all()  # [tok]'s row is open, as released
+    assert mask[1].nonzero().flatten().tolist() == [0, 3] and mask[2].nonzero().flatten().tolist() == [1, 5]
+    # a value no query token selected reaches [tok]'s output, and only [tok]'s
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 2, 3, 4, generator=g)
+    k, v = torch.randn(1, 6, 8, generator=g), torch.randn(1, 6, 8, generator=g)
+    base = cross_attention(q, k, v, idx)
+    v2 = v.clone()
+    v2[:, 4] += 10.0  # token 4 is in no query token's top-k
+    moved = cross_attention(q, k, v2, idx)
+    assert not torch.allclose(base[:, :, 0], moved[:, :, 0]) and torch.allclose(base[:, :, 1:], moved[:, :, 1:])
+
+
+def test_views_and_query_share_one_encoder_pass_and_shared_views_are_encoded_once():
+    torch.manual_seed(0)
+    model = build_model("cmt", box_head=True)
+    calls = []
+    model.encoder.register_forward_hook(lambda mod, inp, out: calls.append(inp[0].shape[0]))
+    batch = fake_batch(B=4, views=3, valid_frac=0.8)
+    for key in ("views", "patch_xyz", "patch_valid"):  # samples 0-1 and 2-3 share their views
+        batch[key] = batch[key][[0, 0, 2, 2]]
+    model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(model(batch)["logits"], model(other)["logits"])
+        plain = model(batch)
+        assert calls == [4 * 3 + 4]  # one batch: every view set, then the queries (one BatchNorm pass)
+        shared = model(dict(batch, view_group=torch.tensor([7, 7, 9, 9])))
+        assert calls[-1] == 2 * 3 + 4  # each distinct view set once
+    torch.testing.assert_close(plain["logits"], shared["logits"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(plain["boxes"], shared["boxes"], atol=1e-5, rtol=1e-5)
 
 
 def _cube_depth(K, w2c, res, half=0.3, center=(0, 0, 0.3)):
@@ -114,16 +140,29 @@ def test_view_view_correspondences_on_a_cube():
     assert not np.isin(np.nonzero(on_px_face)[0], ia.numpy()).any(), "occluded points must be rejected"
 
 
+def test_contrast_negatives_are_own_pair_and_other_objects_only():
+    g = torch.Generator().manual_seed(0)
+    z = torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=-1)
+    owner, shape, key_id = torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 0, 0, 0, 5, 5]), torch.arange(6)
+    aligned = contrast(z, z, owner, shape, key_id, 0.1)
+    # keys of pair 1 (same shape as pair 0, another sample) must not act as pair 0's negatives
+    keys = z.clone()
+    keys[2:4] = z[0:2]  # would be perfect false negatives for rows 0-1 if they counted
+    assert contrast(z, keys, owner, shape, key_id, 0.1)[()] < contrast(z, keys, owner, torch.arange(6), key_id, 0.1)
+    assert aligned < contrast(z, z.roll(1, 0), owner, shape, key_id, 0.1)
+
+
 def test_vlfa_losses_prefer_aligned_features():
     g = torch.Generator().manual_seed(0)
-    B, Nv, n, c = 2, 3, 64, 32
-    zv = torch.nn.functional.normalize(torch.randn(B, Nv, n, c, generator=g), dim=-1)
-    valid = torch.ones(B, Nv, n, dtype=torch.bool)
-    zq_aligned = zv[:, 0].clone()
+    B, n, c = 2, 64, 32
+    zv = torch.nn.functional.normalize(torch.randn(B, n, c, generator=g), dim=-1)
+    valid = torch.ones(B, n, dtype=torch.bool)
     zq_random = torch.nn.functional.normalize(torch.randn(B, n, c, generator=g), dim=-1)
-    qv = torch.ones(B, n, dtype=torch.bool)
-    aligned = query_view_loss(zq_aligned, qv, zv[:, :1].expand(-1, Nv, -1, -1), valid, 0.07, 32, g)
-    shuffled = query_view_loss(zq_random, qv, zv, valid, 0.07, 32, g)
+    pairs = query_view_pairs(zv.clone(), valid, zv, valid, 32, g)
+    assert all(torch.equal(a, b) for _, a, b in pairs)  # a query equal to the view pseudo-matches in place
+    shape_key = torch.arange(B)
+    aligned = pair_loss(pairs, zv, zv, shape_key, 0.1)
+    shuffled = pair_loss(query_view_pairs(zq_random, valid, zv, valid, 32, g), zq_random, zv, shape_key, 0.1)
     assert aligned < shuffled
     # view-view: features that are a function of the 3D point align views; shuffled ones do not
     res, stride = 64, 8
@@ -133,13 +172,15 @@ def test_vlfa_losses_prefer_aligned_features():
     xyz, val = map(np.stack, zip(*(patch_points(d, K, cam, stride) for d, cam in zip(depths, cams))))
     proj = torch.randn(3, 16, generator=g)
     feats = torch.nn.functional.normalize(torch.sin(torch.as_tensor(xyz, dtype=torch.float32) @ proj * 8), dim=-1)
-    zv = feats.reshape(1, 2, -1, 16)
-    args = dict(v_valid=torch.as_tensor(val).reshape(1, 2, -1), patch_xyz=torch.as_tensor(xyz, dtype=torch.float32).reshape(1, 2, -1, 3),
-                depth=torch.as_tensor(depths, dtype=torch.float32)[None], K=torch.as_tensor(K, dtype=torch.float32).expand(1, 2, 3, 3),
-                w2c=torch.as_tensor(np.stack(cams), dtype=torch.float32)[None], stride=stride, tau=0.07, patches=64)
-    good = view_view_loss(zv, generator=torch.Generator().manual_seed(1), **args)
-    perm = torch.randperm(zv.shape[2], generator=g)
-    bad = view_view_loss(zv[:, :, perm], generator=torch.Generator().manual_seed(1), **args)
+    f = feats.reshape(2, -1, 16)
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    pairs = view_view_pairs(torch.as_tensor(val[:1]).reshape(1, -1), t(xyz[:1]).reshape(1, -1, 3),
+                            torch.as_tensor(val[1:]).reshape(1, -1), t(K)[None], t(cams[1])[None], t(depths[1:]),
+                            stride, res // stride, 32)
+    assert len(pairs) == 1 and 5 < len(pairs[0][1]) <= 32
+    good = pair_loss(pairs, f[:1], f[1:], torch.zeros(1), 0.1)
+    perm = torch.randperm(f.shape[1], generator=g)
+    bad = pair_loss(pairs, f[:1], f[1:, perm], torch.zeros(1), 0.1)
     assert good < bad
 
 

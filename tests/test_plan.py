@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from brokenchairs.cli import main
 from brokenchairs.generation.generate import KINDS
-from brokenchairs.generation.plan import expected_queries, plan_tasks, plan_units, task_share
+from brokenchairs.generation.plan import TYPE_SHARES, expected_queries, plan_tasks, plan_units, task_share
 from brokenchairs.generation.sources import procedural_refs
 
 
@@ -25,7 +25,21 @@ def test_views_per_unit_follow_the_papers_table1_law():
     assert [u.views for u in other] != [u.views for u in units] and all(u.views == 3 for u in
                                                                          plan_units(procedural_refs(5, 0), KINDS, 0, 3))
     # a unit's plan does not depend on which other shapes are in the dataset
-    assert plan_units(procedural_refs(2000, 0)[10:11], KINDS, seed=0) == units[10 * len(KINDS):11 * len(KINDS)]
+    assert plan_units(procedural_refs(2000, 0)[10:11], KINDS, seed=0) == [u for u in units if u.shape.index == 10]
+
+
+def test_types_cover_table1s_share_of_shapes_and_every_shape_keeps_its_normal_unit():
+    refs = procedural_refs(4000, 0)
+    units = plan_units(refs, KINDS, seed=0)
+    for kind, share in TYPE_SHARES.items():
+        got = sum(u.kind == kind for u in units) / len(refs)
+        assert abs(got - share) < 0.025, (kind, got, share)  # binomial sd at n=4000: 0.007
+    assert sum(u.kind == "normal" for u in units) == len(refs)
+    assert round(TYPE_SHARES["swapped"], 3) == round(6427 / 8143, 3)  # Table 1 itself
+    every = plan_units(refs[:50], KINDS, seed=0, balance="every-shape")
+    assert len(every) == 50 * len(KINDS)
+    # the balanced plan is a subset of the every-shape plan: same units, same seeds, same views
+    assert set(plan_units(refs[:50], KINDS, seed=0)) <= set(every)
 
 
 @pytest.mark.parametrize("twins", [False, True])

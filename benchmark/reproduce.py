@@ -1,0 +1,250 @@
+"""``brokenchairs reproduce table2``: a scaled-down Table 2, end to end, resumable.
+
+One recipe (``data_manifests/reproduce_presets.json``) drives the whole run through the CLI, so
+every stage is exactly what a user would type:
+1. ``generate`` procedural chairs (Table 1 balance) and ``render-views`` their references;
+2. the same recipe on real PartNet chairs (``--partnet DIR``, else ``BROKENCHAIRS_PARTNET``, else
+   ``../shared/data/partnet-chairs`` when present): the out-of-domain rows, every chair a test shape;
+3. ``train`` every row of the recipe, ``jobs`` at a time, each on its own cores with its own
+   thread count (one thread per job: on 2 cores two one-thread trainings side by side do more
+   work than one two-thread training);
+4. ``eval`` each row on the unseen test shapes, with shuffled references (view models), and out
+   of domain;
+5. ``table2.md`` (``benchmark.table2``): the rows with 95% intervals from a bootstrap over test
+   shapes, CMT minus the query-only row with its paired interval, per-type AUC, the
+   shuffled-reference drop, the real-chair rows, ROC curves and an examples sheet.
+
+A second call skips what is done: generate/render-views skip complete shards; a training with a
+``complete.json`` is skipped and one with a ``last.pt`` resumes; an evaluation with a
+``metrics.json`` is skipped. Each stage prints one progress line and logs to ``OUT/logs/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from brokenchairs.data_manifests import load_json
+from brokenchairs.errors import InputError
+from brokenchairs.models.registry import REGISTRY
+
+PRESETS_FILE = "reproduce_presets.json"
+DEFAULT_PARTNET = Path("../shared/data/partnet-chairs")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    shapes: int
+    seed: int
+    resolution: int
+    samples: int
+    views: int  # reference views rendered per shape
+    min_anomaly_pixels: int
+    split_ratios: str
+    train_preset: str
+    rows: tuple[str, ...]
+    views_test: int
+    jobs: int
+    baseline: str  # the query-only row the differences are taken against
+    main: str  # the row whose reference use is tested
+    bootstrap: int = 2000
+    train_sets: dict = field(default_factory=dict)
+    row_sets: dict = field(default_factory=dict)  # row -> extra --set values
+    ood: bool = True
+
+    @classmethod
+    def load(cls, name: str) -> Recipe:
+        presets = load_json(PRESETS_FILE)
+        if name not in presets:
+            raise InputError(None, f"unknown reproduce preset {name!r}; known: {', '.join(presets)}")
+        data = {k: v for k, v in presets[name].items() if not k.startswith("_")}
+        data["rows"] = tuple(data["rows"])
+        unknown = [r for r in data["rows"] if r.split("@")[0] not in REGISTRY]
+        if unknown:
+            raise InputError(None, f"preset {name}: unknown model row {unknown[0]!r}")
+        return cls(name=name, **data)
+
+
+def row_model(row: str) -> str:
+    """A row is a model name, optionally ``name@variant`` for a second configuration of it."""
+    return row.split("@")[0]
+
+
+class Runner:
+    """Runs CLI stages as subprocesses with their logs under OUT/logs; prints one line per stage."""
+
+    def __init__(self, out: Path, echo=print):
+        self.out, self.echo = out, echo
+        self.logs = out / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.t0 = time.perf_counter()
+        self.times_file = out / "stage_times.json"
+        self.times: dict[str, float] = json.loads(self.times_file.read_text()) if self.times_file.is_file() else {}
+
+    def _line(self, text: str) -> None:
+        self.echo(f"[{(time.perf_counter() - self.t0) / 60:6.1f} min] {text}")
+
+    def skip(self, stage: str, why: str) -> None:
+        self._line(f"{stage}: {why}, skipped")
+
+    def run(self, stage: str, args: list[str], threads: int | None = None, cores: set[int] | None = None) -> None:
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        log = self.logs / f"{stage}.log"
+        self._line(f"{stage}: running (log {log})")
+        t = time.perf_counter()
+        with log.open("a") as f:
+            f.write(f"$ brokenchairs {' '.join(args)}\n")
+            f.flush()
+            preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+            proc = subprocess.run([sys.executable, "-m", "brokenchairs", *args], stdout=f, stderr=subprocess.STDOUT,
+                                  env=env, preexec_fn=preexec)
+        self.times[stage] = time.perf_counter() - t
+        self.times_file.write_text(json.dumps(self.times, indent=1))
+        if proc.returncode != 0:
+            tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
+            raise InputError(log, f"stage {stage} failed (exit {proc.returncode}): {tail[0]}")
+        self._line(f"{stage}: done in {self.times[stage] / 60:.1f} min")
+
+
+def _dataset_done(root: Path) -> tuple[bool, bool]:
+    """(queries complete, every shape has reference views)."""
+    path = root / "dataset.json"
+    if not path.is_file():
+        return False, False
+    data = json.loads(path.read_text())
+    queries = bool((data.get("queries") or {}).get("complete"))
+    shapes = {s["shape_id"] for s in data.get("shapes", [])}
+    have = {sid for name, ids in ((data.get("views") or {}).get("shards") or {}).items()
+            if (root / "shards" / name).is_file() for sid in ids}
+    return queries, bool(shapes) and shapes <= have
+
+
+def partnet_dir(given: Path | None) -> Path | None:
+    """The real chairs for the out-of-domain rows: --partnet, BROKENCHAIRS_PARTNET, or the team's default."""
+    if given is not None:
+        if not Path(given).is_dir():
+            raise InputError(given, "--partnet is not a folder")
+        return Path(given)
+    env = os.environ.get("BROKENCHAIRS_PARTNET")
+    if env:
+        if not Path(env).is_dir():
+            raise InputError(env, "BROKENCHAIRS_PARTNET is not a folder")
+        return Path(env)
+    return DEFAULT_PARTNET if DEFAULT_PARTNET.is_dir() else None
+
+
+def make_data(run: Runner, recipe: Recipe, root: Path, shapes: Path | None, tag: str, split_ratios: str) -> None:
+    queries_done, views_done = _dataset_done(root)
+    source = ["--shapes", str(shapes)] if shapes is not None else ["--num-shapes", str(recipe.shapes), "--seed", str(recipe.seed)]
+    if queries_done:
+        run.skip(f"generate-{tag}", "complete")
+    else:
+        run.run(f"generate-{tag}", ["generate", *source, "--anomaly", "all", "--out", str(root), "--resolution",
+                                    str(recipe.resolution), "--samples", str(recipe.samples), "--min-anomaly-pixels",
+                                    str(recipe.min_anomaly_pixels), "--split-ratios", split_ratios, "--seed", str(recipe.seed)])
+    if views_done:
+        run.skip(f"views-{tag}", "complete")
+    else:
+        run.run(f"views-{tag}", ["render-views", "--out", str(root), "--resolution", str(recipe.resolution),
+                                 "--views", str(recipe.views)])
+
+
+def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path) -> list[str]:
+    sets = {**recipe.train_sets, **recipe.row_sets.get(row, {})}
+    args = ["train", "--model", row_model(row), "--data", str(data), "--out", str(run_dir), "--preset", recipe.train_preset,
+            "--device", "cpu"]
+    for k, v in sets.items():
+        args += ["--set", f"{k}={v}"]
+    if (run_dir / "last.pt").is_file():
+        args.append("--resume")
+    return args
+
+
+def _pool(jobs: int, tasks: list) -> None:
+    """Run (fn, slot) tasks ``jobs`` at a time; slot k gets core set k of the machine's cores."""
+    cores = sorted(os.sched_getaffinity(0))
+    per = max(1, len(cores) // max(jobs, 1))
+    slots = [set(cores[k * per:(k + 1) * per]) or set(cores) for k in range(max(jobs, 1))]
+    free = list(range(len(slots)))
+    import threading
+
+    lock = threading.Lock()
+
+    def work(fn):
+        with lock:
+            slot = free.pop(0)
+        try:
+            fn(slots[slot], len(slots[slot]))
+        finally:
+            with lock:
+                free.append(slot)
+
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as ex:
+        for f in [ex.submit(work, fn) for fn in tasks]:
+            f.result()
+
+
+def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
+                     echo=print) -> Path:
+    from brokenchairs.benchmark.table2 import write_table2
+
+    recipe = Recipe.load(preset)
+    jobs = jobs or recipe.jobs
+    out = Path(out)
+    run = Runner(out, echo)
+    echo(f"reproduce table2 --preset {preset}: {recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}, "
+         f"rows {', '.join(recipe.rows)}, {jobs} job(s) at a time -> {out}")
+    data = out / "data"
+    make_data(run, recipe, data, None, "procedural", recipe.split_ratios)
+    real = partnet_dir(partnet) if recipe.ood else None
+    ood = out / "data-partnet" if real is not None else None
+    if real is not None:
+        make_data(run, recipe, ood, real, "partnet", "0,0,1")
+    else:
+        echo("  no real PartNet chairs (--partnet, BROKENCHAIRS_PARTNET): the out-of-domain rows are left out")
+
+    runs = out / "runs"
+    trains = []
+    for row in recipe.rows:
+        rd = runs / row
+        if (rd / "complete.json").is_file():
+            run.skip(f"train-{row}", "complete")
+            continue
+
+        def task(cores, threads, row=row, rd=rd):
+            run.run(f"train-{row}", _train_args(recipe, row, data, rd), threads=threads, cores=cores)
+            (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{row}")}))
+
+        trains.append(task)
+    _pool(jobs, trains)
+
+    evals = []
+    for row in recipe.rows:
+        rd = runs / row
+        kinds = [("test", data, [])]
+        if REGISTRY[row_model(row)].views:
+            kinds.append(("shuffled", data, ["--shuffle-references"]))
+        if ood is not None:
+            kinds.append(("partnet", ood, []))
+        for kind, root, extra in kinds:
+            target = rd / f"eval-{kind}"
+            if (target / "metrics.json").is_file():
+                run.skip(f"eval-{row}-{kind}", "done")
+                continue
+            args = ["eval", "--checkpoint", str(rd / "last.pt"), "--data", str(root), "--split", "test", "--views",
+                    str(recipe.views_test), "--out", str(target), "--device", "cpu", *extra]
+            evals.append(lambda cores, threads, row=row, kind=kind, args=args:
+                         run.run(f"eval-{row}-{kind}", args, threads=threads, cores=cores))
+    _pool(jobs, evals)
+    path = write_table2(out, recipe, run.times)
+    echo(f"-> {path}")
+    return path

@@ -1,0 +1,156 @@
+"""The evidence report of ``reproduce table2``: ``table2.md``, ``table2.json``, ``roc.png``, ``examples.png``.
+
+Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``predictions.csv`` and
+``metrics.json`` as ``brokenchairs eval`` writes them). Every AUC carries a 95% interval from a
+bootstrap over test shapes (``benchmark.bootstrap``); differences between two scorings of the same
+images (a row minus the query-only row, CMT minus CMT with shuffled references) carry the paired
+interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
+from brokenchairs.errors import InputError
+from brokenchairs.models.registry import REGISTRY
+
+TYPES = ("position", "rotation", "broken", "swapped", "missing")
+
+
+def read_predictions(folder: Path) -> dict[str, dict]:
+    path = Path(folder) / "predictions.csv"
+    if not path.is_file():
+        raise InputError(path, "missing: run brokenchairs eval into this folder first")
+    with path.open() as f:
+        return {r["sample_id"]: r for r in csv.DictReader(f)}
+
+
+def _arrays(preds: dict[str, dict], ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (np.array([int(preds[i]["label"]) for i in ids]), np.array([float(preds[i]["score"]) for i in ids]),
+            np.array([preds[i]["shape_id"] for i in ids]))
+
+
+def _fmt(iv: Interval | None, signed: bool = False) -> str:
+    if iv is None:
+        return "-"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    return f"{f.format(100 * iv.value)} [{f.format(100 * iv.low)}, {f.format(100 * iv.high)}]"
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _label(row: str) -> str:
+    name, _, variant = row.partition("@")
+    base = REGISTRY[name].label if name in REGISTRY else name
+    return f"{base} ({variant})" if variant else base
+
+
+def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    preds = read_predictions(folder)
+    ids = sorted(preds)
+    y, s, shapes = _arrays(preds, ids)
+    auc = shape_bootstrap(y, s, shapes, replicates, seed) if len(np.unique(y)) == 2 else None
+    return {"metrics": metrics, "auc": auc, "ids": ids, "preds": preds, "shapes": len(set(shapes)), "n": len(ids)}
+
+
+def _paired(a: dict, b: dict, replicates: int) -> Interval | None:
+    ids = sorted(set(a["ids"]) & set(b["ids"]))
+    if not ids:
+        return None
+    y, sa, shapes = _arrays(a["preds"], ids)
+    _, sb, _ = _arrays(b["preds"], ids)
+    return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
+
+
+def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    for row, r in rows.items():
+        y, s, _ = _arrays(r["preds"], r["ids"])
+        if len(np.unique(y)) == 2:
+            fpr, tpr, _ = roc_curve(y, s)
+            ax.plot(fpr, tpr, lw=1.8, label=f"{_label(row)} (AUC {100 * r['auc'].value:.1f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="unseen test shapes", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_table2(out: Path, recipe, times: dict[str, float]) -> Path:
+    out = Path(out)
+    runs = out / "runs"
+    rep = recipe.bootstrap
+    test = {row: row_summary(runs / row / "eval-test", rep) for row in recipe.rows}
+    shuffled = {row: row_summary(runs / row / "eval-shuffled", rep) for row in recipe.rows
+                if (runs / row / "eval-shuffled" / "metrics.json").is_file()}
+    partnet = {row: row_summary(runs / row / "eval-partnet", rep) for row in recipe.rows
+               if (runs / row / "eval-partnet" / "metrics.json").is_file()}
+    base = test.get(recipe.baseline)
+    any_test = next(iter(test.values()))
+    lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}`)", "",
+             f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}; test split: "
+             f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
+             f"{recipe.views_test} reference views per query at test time. AUC and accuracy in %, "
+             f"[95% interval] from {rep} bootstrap replicates over test shapes.", "",
+             "| 3D Ref. | Method | AUC | Acc. | " + " | ".join(f"AUC {t}" for t in TYPES)
+             + f" | AUC - {_label(recipe.baseline)} (paired) | Box AP50 | BoxAcc |",
+             "|" + "---|" * (10 + len(TYPES) - 1)]
+    for row, r in test.items():
+        m = r["metrics"]
+        per = [_pct((m.get("per_type", {}).get(t) or {}).get("auc")) for t in TYPES]
+        diff = _fmt(_paired(r, base, rep), signed=True) if (base is not None and row != recipe.baseline) else "-"
+        lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
+                                          _pct(m.get("accuracy")), *per, diff, _pct(m.get("box_ap50")),
+                                          _pct(m.get("box_acc"))]) + " |")
+    result = {"recipe": recipe.name, "rows": {}, "stage_seconds": times}
+    for row, r in test.items():
+        result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
+                               "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"]}
+        if base is not None and row != recipe.baseline:
+            d = _paired(r, base, rep)
+            result["rows"][row]["minus_baseline"] = d.as_json() if d else None
+    if shuffled:
+        lines += ["", "**Does it look at the reference?** The same test queries, each paired with another test shape's "
+                  "reference views:", "", "| Method | AUC, own reference | AUC, shuffled references | drop (paired) |",
+                  "|---|---|---|---|"]
+        for row, r in shuffled.items():
+            drop = _paired(test[row], r, rep)
+            lines.append(f"| {_label(row)} | {_fmt(test[row]['auc'])} | {_fmt(r['auc'])} | {_fmt(drop, signed=True)} |")
+            result["rows"][row]["shuffled_auc"] = r["auc"].as_json() if r["auc"] else None
+            result["rows"][row]["shuffled_drop"] = drop.as_json() if drop else None
+    if partnet:
+        p0 = next(iter(partnet.values()))
+        lines += ["", f"**Out of domain**: the same models on {p0['shapes']} real PartNet chairs ({p0['n']} queries, "
+                  "same recipe):", "", "| Method | AUC | Acc. |", "|---|---|---|"]
+        for row, r in partnet.items():
+            lines.append(f"| {_label(row)} | {_fmt(r['auc'])} | {_pct(r['metrics'].get('accuracy'))} |")
+            result["rows"][row]["partnet_auc"] = r["auc"].as_json() if r["auc"] else None
+    if times:
+        total = sum(times.values())
+        lines += ["", f"Wall time of the stages run: {total / 60:.1f} min ("
+                  + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()) + "); trainings run side by side."]
+    lines += ["", "![ROC curves](roc.png)", "", f"![examples: {_label(recipe.main)}](examples.png)", ""]
+    plot_rocs(out / "roc.png", test)
+    example = runs / recipe.main / "eval-test" / "examples.png"
+    if example.is_file():
+        shutil.copyfile(example, out / "examples.png")
+    (out / "table2.json").write_text(json.dumps(result, indent=1))
+    path = out / "table2.md"
+    path.write_text("\n".join(lines))
+    return path
