@@ -45,6 +45,8 @@ class TrainConfig:
     topk: int = 100
     encoder_head: str = "panoptic"
     box_head: bool = True
+    embed: int = 128  # retrieval / lfd descriptor size
+    margin: float = 0.5  # retrieval / lfd triplet margin
     box_layers: int = 4
     box_l1_weight: float = 5.0
     box_giou_weight: float = 2.0
@@ -53,6 +55,7 @@ class TrainConfig:
     vlfa_weight: float = 0.5  # a of Eq. 15 (Table 3: 1 = query-view only, 0 = view-view only)
     vlfa_points: int = 32
     vlfa_query_labels: str = "pseudo"  # paper: pseudo-labels (Eq. 13); "camera": from the query's depth and camera
+    vlfa_losses: str = "both"  # Table 3: both (Eq. 15), query-view, view-view or none
     proj_hidden: int = 1024
     proj_dim: int = 256
     backbone_weights: str = ""
@@ -89,6 +92,8 @@ class TrainConfig:
             raise InputError(source, f"tau must be positive, got {self.tau}")
         if self.momentum is not None and not (0 <= self.momentum < 1):
             raise InputError(source, f"momentum must be in [0, 1) or none, got {self.momentum}")
+        if self.vlfa_losses not in ("both", "query-view", "view-view", "none"):
+            raise InputError(source, f"vlfa_losses must be both, query-view, view-view or none, got {self.vlfa_losses!r}")
         if self.vlfa_query_labels not in ("pseudo", "camera"):
             raise InputError(source, f"vlfa_query_labels must be pseudo or camera, got {self.vlfa_query_labels!r}")
         if self.encoder_head not in ("panoptic", "fpn"):

@@ -291,7 +291,8 @@ class ShardDataset(Dataset):
             xyz, valid = points_to_patches(points.permute(1, 2, 0).numpy(), self.stride)
             # cells touching the anomalous region have no counterpart on the reference
             changed = mask.reshape(H // self.stride, self.stride, W // self.stride, self.stride).any(3).any(1).numpy()
-            sample.update(query_xyz=torch.from_numpy(xyz), query_xyz_valid=torch.from_numpy(valid & ~changed))
+            sample.update(query_xyz=torch.from_numpy(xyz), query_xyz_valid=torch.from_numpy(valid & ~changed),
+                          query_object=torch.from_numpy(valid))
         if not self.with_views:
             return sample
         ref = self.reference_of.get(q.shape_id, q.shape_id)

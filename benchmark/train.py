@@ -126,7 +126,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     res = index.resolution or 256
     ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=model_spec.views,
                       with_depth=model_spec.vlfa, cache_shapes=cfg.cache_shapes,
-                      with_query_xyz=model_spec.vlfa and cfg.vlfa_query_labels == "camera")
+                      with_query_xyz=model_spec.query_xyz or (model_spec.vlfa and cfg.vlfa_query_labels == "camera"))
     sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
                            group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch)
 

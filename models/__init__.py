@@ -5,6 +5,7 @@
 | resnet18-fpn | query only, ResNet18-FPN, mean of foreground tokens |
 | resnet18-fpn-sa | query only + B self-attention blocks on [tok] + tokens |
 | vit | query only, small torchvision ViT |
+| lfd | location field descriptors (Grabner et al. 2019): predicted vs rendered location fields |
 | retrieval | global query/reference embeddings, triplet loss, score = distance |
 | cmt-a | no CGA, VLFA, 3DPE: standard cross-attention over all view tokens |
 | cmt-b | CGA (top-k) without VLFA and 3DPE |
@@ -35,6 +36,10 @@ def build_model(name: str, **overrides) -> nn.Module:
         from brokenchairs.models.baselines import ViTBaseline
 
         model = ViTBaseline(**overrides)
+    elif s.family == "lfd":
+        from brokenchairs.models.lfd import LocationFieldDescriptors
+
+        model = LocationFieldDescriptors(**overrides)
     elif s.family == "retrieval":
         from brokenchairs.models.baselines import Retrieval
 

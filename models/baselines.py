@@ -2,11 +2,14 @@
 
 ``ViTBaseline``: torchvision's VisionTransformer in a small configuration (6 layers, 8 heads,
 256 wide, patch 16), query image only.
-``Retrieval``: global embeddings of the query and of the reference views (mean over views),
-as the paper does for LFD / Lin et al.: trained with a triplet loss (anchor = normal query,
-positive = its reference, negative = another sample's reference in the batch) plus a margin
-that pushes anomalous queries away from their own reference; the anomaly score is the distance
-(``logits`` = s * (distance - t), s and t learned, so the score is monotone in the distance).
+``Retrieval``: the paper's image-to-shape retrieval row in spirit (Lin et al., ICCV 2021, embed
+images and shapes in one space by metric learning; score = the distance after a threshold), not
+their model: no category-level contrastive term, no shape encoder of their own (the reference is
+the mean embedding of its views under the same ResNet18-FPN encoder), one projection per modality.
+Trained with a triplet loss (anchor = normal query, positive = its reference, negative = another
+sample's reference in the batch) plus a margin that pushes anomalous queries away from their own
+reference; the anomaly score is the distance (``logits`` = s * (distance - t), s and t learned,
+so the score is monotone in the distance). For the geometry-aware retrieval row see ``lfd``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@ on [tok] + the query tokens, else the mean of the foreground tokens), ``box_head
 ``vlfa_query_labels``: "pseudo" (paper Eq. 13: a query patch's positive is its best match) or
 "camera" (a deviation for small budgets: the positive is the view patch that sees the same 3D
 point, from the query's own depth and camera -- known for synthetic training data, never used at
-test time; needs ``query_xyz``/``query_xyz_valid`` in the batch, cells of the anomaly excluded).
+test time; needs ``query_xyz``/``query_xyz_valid`` in the batch, cells of the anomaly excluded);
+``vlfa_losses`` picks Table 3's row: "both" (Eq. 15 with weight a), "query-view", "view-view" or
+"none" (beta then learns nothing and top-k follows an untrained projection).
 
 One encoder pass per step, as released: the views and the queries go through the encoder in one
 batch (one set of BatchNorm statistics). Views shared by several queries of a batch are encoded
@@ -56,6 +58,7 @@ def unique_groups(group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 VLFA_QUERY_LABELS = ("pseudo", "camera")
+VLFA_LOSSES = ("both", "query-view", "view-view", "none")  # Table 3's rows
 
 
 class CMT(nn.Module):
@@ -64,7 +67,8 @@ class CMT(nn.Module):
                  box_head: bool = False, box_layers: int = 4, momentum: float | None = 0.999, tau: float = 0.1,
                  vlfa_weight: float = 0.5, vlfa_points: int = 32, box_l1_weight: float = 5.0,
                  box_giou_weight: float = 2.0, encoder_head: str = "panoptic", proj_hidden: int = 1024,
-                 proj_dim: int = 256, vlfa_query_labels: str = "pseudo", backbone_weights: str | None = None):
+                 proj_dim: int = 256, vlfa_query_labels: str = "pseudo", vlfa_losses: str = "both",
+                 backbone_weights: str | None = None):
         super().__init__()
         self.encoder = Encoder(d, backbone_weights, encoder_head)
         self.tok = nn.Parameter(torch.empty(1, 1, d))
@@ -74,6 +78,9 @@ class CMT(nn.Module):
         if vlfa_query_labels not in VLFA_QUERY_LABELS:
             raise ValueError(f"vlfa_query_labels must be one of {', '.join(VLFA_QUERY_LABELS)}, got {vlfa_query_labels!r}")
         self.query_labels = vlfa_query_labels
+        if vlfa_losses not in VLFA_LOSSES:
+            raise ValueError(f"vlfa_losses must be one of {', '.join(VLFA_LOSSES)}, got {vlfa_losses!r}")
+        self.vlfa_losses = vlfa_losses
         self.box_weights = (box_l1_weight, box_giou_weight)
         if views:
             self.beta = Projector(d, proj_hidden, proj_dim)
@@ -165,7 +172,7 @@ class CMT(nn.Module):
         y = batch["label"].float()
         parts = {"bce": F.binary_cross_entropy_with_logits(out["logits"], y)}
         total = parts["bce"]
-        if self.use_views and self.use_vlfa:
+        if self.use_views and self.use_vlfa and self.vlfa_losses != "none":
             total = total + self._vlfa(batch, out, parts, generator)
         if self.box is not None and "bbox" in batch:
             B = len(y)
@@ -194,18 +201,18 @@ class CMT(nn.Module):
                                      batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
         else:  # Eq. 13: pseudo-labels
             qpairs = query_view_pairs(zq, out["q_valid"], zv[rows, b], v_valid[rows, b], self.vlfa_points, generator)
-        qv = pair_loss(qpairs, zq, keys, shape_key, self.tau)
+        qv = pair_loss(qpairs, zq, keys, shape_key, self.tau) if self.vlfa_losses != "view-view" else None
         if qv is not None:
             parts["va_qv"] = qv
-            total = total + self.a * qv
-        if "view_depth" in batch:
+            total = total + (self.a if self.vlfa_losses == "both" else 1.0) * qv
+        if "view_depth" in batch and self.vlfa_losses != "query-view":
             pairs = view_view_pairs(v_valid[rows, a], batch["patch_xyz"].flatten(2, 3)[rows, a], v_valid[rows, b],
                                     batch["view_K"][rows, b], batch["view_world_to_cam"][rows, b],
                                     batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
             vv = pair_loss(pairs, zv[rows, a], keys, shape_key, self.tau)
             if vv is not None:
                 parts["va_vv"] = vv
-                total = total + (1 - self.a) * vv
+                total = total + ((1 - self.a) if self.vlfa_losses == "both" else 1.0) * vv
         return total
 
     @torch.no_grad()

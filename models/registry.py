@@ -12,19 +12,20 @@ from dataclasses import dataclass, field
 # overrides shared by every ResNet18-FPN-encoder model of the CMT family
 _ENCODER = ("d", "encoder_head", "backbone_weights", "box_head", "box_layers", "box_l1_weight", "box_giou_weight")
 _DECODER = ("heads", "head_dim", "blocks", "ff_mult")
-_VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels")
+_VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels", "vlfa_losses")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     label: str  # as in the paper's Table 2
-    family: str  # "cmt" (models.cmt.CMT), "vit", "retrieval"
+    family: str  # "cmt" (models.cmt.CMT), "vit", "retrieval", "lfd"
     switches: dict = field(default_factory=dict)  # fixed constructor arguments that define the row
     accepts: tuple[str, ...] = ()  # overrides a user may set
     views: bool = False  # consumes reference views (+ patch xyz)
     vlfa: bool = False  # consumes view depth and cameras (VLFA's view-view loss)
     boxes: bool = False  # can predict a box
+    query_xyz: bool = False  # trains on the query's true location field (its depth and camera)
 
     @property
     def uses_views(self) -> bool:
@@ -36,6 +37,8 @@ SPECS: tuple[ModelSpec, ...] = (
     ModelSpec("resnet18-fpn-sa", "ResNet18-FPN w/ SA blocks", "cmt", {"views": False, "self_attention": True},
               _ENCODER + _DECODER, boxes=True),
     ModelSpec("vit", "Vision Transformer (ViT)", "vit", {}, ("image_size", "patch", "layers", "heads", "width")),
+    ModelSpec("lfd", "LFD (location field descriptors)", "lfd", {},
+              ("d", "embed", "margin", "encoder_head", "backbone_weights"), views=True, query_xyz=True),
     ModelSpec("retrieval", "Retrieval (global embeddings, after Lin et al.)", "retrieval", {},
               ("d", "embed", "margin", "backbone_weights"), views=True),
     ModelSpec("cmt-a", "A: CMT (w/o CGA, VLFA, 3DPE)", "cmt", {"topk": None, "vlfa": False, "pe3d": False},

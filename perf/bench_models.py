@@ -1,10 +1,11 @@
-"""Model figures: TKCA gather vs dense masked (time, peak memory) and forward+backward per sample.
+"""Model figures: TKCA by a fused attention mask vs by gathered keys (time, peak memory), parameter
+counts beside the released model's, and forward+backward per sample.
 
 Usage: python perf/bench_models.py [--device cpu|cuda] [--batch 8] [--repeats 3]
 TKCA at the paper's test setting: N = 20 views x 32x32 patches (20480 keys), 1025 query tokens
-([tok] + 32x32), k = 100, d = 128, 8 heads. Each measurement runs in a fresh process so its peak
-resident memory (CPU) or peak allocated memory (CUDA) is its own. Then forward+backward time per
-sample at 256x256 with N_train = 10 views for `cmt` and `resnet18-fpn`, and parameter counts.
+([tok] + 32x32), k = 100, 8 heads of 64 (the released width). Each measurement runs in a fresh
+process so its peak resident memory (CPU) or peak allocated memory (CUDA) is its own. Then
+forward+backward time per sample at 256x256 with N_train = 10 views for `cmt` and `resnet18-fpn`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,22 @@ import time
 
 import torch
 
+# Trainable parameters of the released CMT (github.com/VICO-UoE/Looking3D, train.py build_network:
+# VLFA_NetworkCNN(128) + VLFA_Projector(128, 1024, 256) + CGA_decoder), counted layer by layer from
+# its source: see docs/faithfulness.md.
+RELEASED_CMT_PARAMS = 30_776_389
+
 
 def tkca_once(kind: str, device: str, batch: int, repeats: int) -> dict:
-    from brokenchairs.models.tkca import dense_topk_reference, topk_cross_attention
+    from brokenchairs.models.tkca import cross_attention, gather_attention
 
     torch.manual_seed(0)
-    heads, dh, nq, nv, k = 8, 16, 1025, 20 * 32 * 32, 100
-    q = torch.randn(batch, heads, nq, dh, device=device)
-    kk = torch.randn(batch, heads, nv, dh, device=device)
-    v = torch.randn(batch, heads, nv, dh, device=device)
-    sim = torch.randn(batch, nq, nv, device=device)
-    fn = topk_cross_attention if kind == "gather" else dense_topk_reference
+    heads, dh, nq, nv, k = 8, 64, 1024, 20 * 32 * 32, 100
+    q = torch.randn(batch, heads, 1 + nq, dh, device=device)
+    kt = torch.randn(batch, nv, heads * dh, device=device)
+    vt = torch.randn(batch, nv, heads * dh, device=device)
+    idx = torch.randint(nv, (batch, nq, k), device=device)
+    split = lambda t: t.unflatten(-1, (heads, dh)).transpose(1, 2)  # noqa: E731
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -38,7 +44,10 @@ def tkca_once(kind: str, device: str, batch: int, repeats: int) -> dict:
     with torch.no_grad():
         for _ in range(repeats):
             t = time.perf_counter()
-            fn(q, kk, v, sim, k)
+            if kind == "mask":
+                cross_attention(q, kt, vt, idx)
+            else:
+                gather_attention(q[:, :, 1:], split(kt), split(vt), idx)
             if device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
@@ -93,16 +102,20 @@ def main() -> None:
             return {"error": (p.stderr.strip().splitlines() or ["killed (out of memory?)"])[-1]}
         return json.loads(p.stdout.strip().splitlines()[-1])
 
-    print(f"TKCA, {args.device}: batch {args.batch}, 8 heads, 1025 queries x 20480 keys, k = 100 (median of {args.repeats})")
-    res = {k: run("tkca", k) for k in ("gather", "dense")}
+    print(f"TKCA, {args.device}: batch {args.batch}, 8 heads of 64, 1025 queries x 20480 keys, k = 100 "
+          f"(median of {args.repeats})")
+    res = {k: run("tkca", k) for k in ("mask", "gather")}
     for k, r in res.items():
         print(f"  {k:<7} " + (f"{r['seconds']:.3f} s   peak {r['peak_mib']:.0f} MiB" if "error" not in r else r["error"]))
     if all("error" not in r for r in res.values()):
-        print(f"  gather vs dense: {res['dense']['seconds'] / res['gather']['seconds']:.1f}x faster, "
-              f"{res['dense']['peak_mib'] / max(res['gather']['peak_mib'], 1):.1f}x less memory")
+        print(f"  mask vs gather: {res['gather']['seconds'] / res['mask']['seconds']:.1f}x faster, "
+              f"{res['gather']['peak_mib'] / max(res['mask']['peak_mib'], 1):.1f}x less memory")
     from brokenchairs.models import MODEL_NAMES, build_model, parameter_count
 
-    print("parameters: " + ", ".join(f"{n} {parameter_count(build_model(n)) / 1e6:.2f} M" for n in MODEL_NAMES))
+    print("parameters (trainable; the EMA key copy is not): " + ", ".join(
+        f"{n} {parameter_count(build_model(n)) / 1e6:.2f} M" for n in MODEL_NAMES))
+    print(f"  cmt with the box head {parameter_count(build_model('cmt', box_head=True)) / 1e6:.2f} M; the released "
+          f"CMT-final (encoder + projector + CGA_decoder with its 3-layer box MLP): {RELEASED_CMT_PARAMS / 1e6:.2f} M")
     print(f"forward+backward, {args.device}, 256x256, N = 10 views, batch 2 (median of {args.repeats}):")
     for name in ("cmt", "resnet18-fpn"):
         r = run("train", name)

@@ -1,13 +1,16 @@
-"""Loader and training throughput on a real dataset folder (256x256 queries, 20 reference views).
+"""Loader and training throughput on a real dataset folder.
 
-Usage: python perf/bench_train.py [--data DIR] [--device cpu|cuda] [--repeats 3] [--steps 6]
+Usage: python perf/bench_train.py [--data DIR] [--preset paper|cpu] [--device cpu|cuda] [--repeats 3] [--steps 6]
 Without --data it generates 3 procedural chairs at 256x256 (+ 20 views) under out/bench-train.
 
 Prints, as medians of --repeats runs:
 - loader samples/s for one DataLoader worker process (N = 10 training views, augmentation on,
   depth for VLFA, shape-grouped sampler) with the view cache and without it, plus the hit rate;
-- training samples/s (forward + backward + Adam step, batch 8, N = 10, paper preset) for `cmt`
-  and `resnet18-fpn`, data loading included, and the peak resident memory of that run.
+- training samples/s (forward + backward + Adam step, the preset's batch and views) for
+  `resnet18-fpn`, `cmt` with every sample drawing its own views (``shapes_per_batch=0``, the paper's
+  sampling) and `cmt` with the queries of 2 shapes per batch sharing their views (encoded once),
+  data loading included, the peak resident memory of each run, and the sharing speed-up measured
+  as a ratio within each repetition (the three run interleaved).
 Each training measurement runs in its own process so its peak memory is its own.
 """
 
@@ -41,8 +44,8 @@ def loader_rate(data: Path, cached: bool, samples: int) -> dict:
 
     index = DatasetIndex.open(data, "all")
     ds = ShardDataset(index, views=10, train=True, augment=True, with_depth=True, cache_shapes=32 if cached else 0)
-    sampler = EpochSampler(index, seed=0, group_shapes=8)
-    loader = DataLoader(ds, batch_size=8, sampler=sampler, num_workers=0)
+    sampler = EpochSampler(index, seed=0, batch_size=8, group_shapes=8)
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=0)
     for _ in zip(range(2), loader):  # warm-up: lazy imports, file handles, page cache
         pass
     ds.cache_hits = ds.cache_misses = 0
@@ -56,14 +59,14 @@ def loader_rate(data: Path, cached: bool, samples: int) -> dict:
     return {"samples_per_s": n / dt, "hit_rate": ds.cache_hits / max(1, ds.cache_hits + ds.cache_misses)}
 
 
-def train_once(data: str, model: str, device: str, steps: int) -> dict:
+def train_once(data: str, model: str, device: str, steps: int, preset: str, sets: dict) -> dict:
     import torch
 
     from brokenchairs.benchmark.config import resolve_config
     from brokenchairs.benchmark.train import train
 
-    cfg = resolve_config(model, "paper", overrides={"split": "all", "val_split": "", "workers": 1,
-                                                    "max_steps_per_epoch": steps, "epochs": 1, "log_every": 1})
+    cfg = resolve_config(model, preset, overrides={"split": "all", "val_split": "", "workers": 1,
+                                                   "max_steps_per_epoch": steps, "epochs": 1, "log_every": 1, **sets})
     import tempfile
 
     with tempfile.TemporaryDirectory() as run:
@@ -83,11 +86,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--preset", default="paper")
     ap.add_argument("--loader-samples", type=int, default=160)
-    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        print(json.dumps(train_once(args._child[0], args._child[1], args.device, int(args._child[2]))))
+        data, model, steps, sets = args._child
+        print(json.dumps(train_once(data, model, args.device, int(steps), args.preset, json.loads(sets))))
         return
     data = ensure_data(args.data)
     from brokenchairs.benchmark.data import DatasetIndex
@@ -100,15 +105,27 @@ def main() -> None:
         name = "view cache of 32 shapes" if cached else "no view cache (every sample reads its views)"
         print(f"loader, 1 process, N=10, {name}: {statistics.median(r['samples_per_s'] for r in runs):.1f} samples/s "
               f"(view-cache hit rate {statistics.median(r['hit_rate'] for r in runs):.0%})")
-    for model in ("resnet18-fpn", "cmt"):
-        runs = []
-        for _ in range(args.repeats):
-            out = subprocess.run([sys.executable, __file__, "--device", args.device, "--_child", str(data), model,
-                                  str(args.steps)], capture_output=True, text=True, check=True)
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"train {model:13s} on {args.device}, batch 8, N=10, {args.steps} steps incl. loading: "
-              f"{statistics.median(r['samples_per_s'] for r in runs):.2f} samples/s, "
-              f"peak memory {max(r['peak_mib'] for r in runs):.0f} MiB")
+    from brokenchairs.benchmark.config import resolve_config
+
+    cfg = resolve_config("cmt", args.preset)
+    setups = {"resnet18-fpn": ("resnet18-fpn", {}), "cmt, own views per sample": ("cmt", {"shapes_per_batch": 0}),
+              "cmt, 2 shapes per batch share views": ("cmt", {"shapes_per_batch": 2})}
+    runs: dict[str, list] = {k: [] for k in setups}
+    for _ in range(args.repeats):  # interleaved: the host's drift moves every setup alike
+        for name, (model, sets) in setups.items():
+            out = subprocess.run([sys.executable, __file__, "--device", args.device, "--preset", args.preset, "--_child",
+                                  str(data), model, str(args.steps), json.dumps(sets)], capture_output=True, text=True,
+                                 check=True)
+            runs[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(f"train on {args.device}, preset {args.preset} (batch {cfg.batch_size}, N = {cfg.views_train}), "
+          f"{args.steps} steps incl. loading, medians of {args.repeats}:")
+    for name, rs in runs.items():
+        print(f"  {name:38s} {statistics.median(r['samples_per_s'] for r in rs):6.2f} samples/s, "
+              f"peak memory {max(r['peak_mib'] for r in rs):.0f} MiB")
+    ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(runs["cmt, own views per sample"],
+                                                                      runs["cmt, 2 shapes per batch share views"])]
+    print(f"  shared views: {statistics.median(ratios):.2f}x the samples/s of own views (per-repetition ratios "
+          + ", ".join(f"{r:.2f}" for r in ratios) + ")")
 
 
 if __name__ == "__main__":

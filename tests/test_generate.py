@@ -20,6 +20,7 @@ from brokenchairs.generation.sources import load_ref, procedural_refs
 
 pytestmark = pytest.mark.blender
 ARGS = ["--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "3", "--seed", "5", "--twins",
+        "--balance", "every-shape",
         "--shard-size", "12"]
 
 

@@ -103,6 +103,11 @@ def test_views_and_query_share_one_encoder_pass_and_shared_views_are_encoded_onc
         assert calls[-1] == 2 * 3 + 4  # each distinct view set once
     torch.testing.assert_close(plain["logits"], shared["logits"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(plain["boxes"], shared["boxes"], atol=1e-5, rtol=1e-5)
+    # the same loss on a fixed batch (VLFA's random pairs from the same generator state)
+    with torch.no_grad():
+        loss_plain, _ = model.loss(batch, plain, torch.Generator().manual_seed(3))
+        loss_shared, _ = model.loss(dict(batch, view_group=torch.tensor([7, 7, 9, 9])), shared, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loss_plain, loss_shared, atol=1e-5, rtol=1e-5)
 
 
 def _cube_depth(K, w2c, res, half=0.3, center=(0, 0, 0.3)):

@@ -1,0 +1,31 @@
+"""reproduce table2 end to end on the smoke preset: every stage runs through the CLI, the report has
+its rows, intervals and the shuffled-reference control, and a second call skips everything."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from brokenchairs.cli import main
+
+pytestmark = pytest.mark.blender
+
+
+def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
+    out = tmp_path / "t2"
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    text = (out / "table2.md").read_text()
+    assert "ResNet18-FPN" in text and "| ✓ | CMT |" in text and "shuffled references" in text
+    report = json.loads((out / "table2.json").read_text())
+    cmt = report["rows"]["cmt"]
+    assert cmt["auc"]["low"] <= cmt["auc"]["value"] <= cmt["auc"]["high"]
+    assert "minus_baseline" in cmt and "shuffled_drop" in cmt and "shuffled_drop" not in report["rows"]["resnet18-fpn"]
+    assert (out / "roc.png").is_file() and (out / "examples.png").is_file()
+    for row in ("resnet18-fpn", "cmt"):
+        assert (out / "runs" / row / "complete.json").is_file()
+    again = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "running" not in again.output and again.output.count("skipped") >= 6
