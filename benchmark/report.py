@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 from brokenchairs.errors import InputError
+from brokenchairs.generation.queries import ANOMALY_CODES
 from brokenchairs.models.registry import MODEL_NAMES, REGISTRY
 
 ORDER = list(MODEL_NAMES)
-TYPES = ("position", "rotation", "broken", "swapped", "missing")
+TYPES = tuple(k for k in ANOMALY_CODES if k != "normal")
 
 
 def find_metrics(path: Path) -> Path:
@@ -42,7 +43,8 @@ def _pct(v) -> str:
 def markdown_table(rows: list[dict]) -> str:
     views = lambda name: REGISTRY[name].views if name in REGISTRY else False  # noqa: E731
     rows = sorted(rows, key=lambda m: (views(m["model"]), ORDER.index(m["model"]) if m["model"] in ORDER else 99))
-    head = ["3D Ref.", "Method", "AUC", "Accuracy"] + [f"Acc. {t}" for t in TYPES] + ["Box AP50", "View acc.", "split", "n"]
+    head = ["3D Ref.", "Method", "AUC", "Accuracy"] + [f"Acc. {t}" for t in TYPES] + ["Box AP50", "BoxAcc", "View acc.",
+                                                                                   "split", "n"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     best_auc = max((m["auc"] for m in rows if m["auc"] is not None), default=None)
     best_acc = max((m["accuracy"] for m in rows if m["accuracy"] is not None), default=None)
@@ -53,7 +55,8 @@ def markdown_table(rows: list[dict]) -> str:
         per = [_pct((m.get("per_type", {}).get(t) or {}).get("accuracy")) for t in TYPES]
         label = REGISTRY[m["model"]].label if m["model"] in REGISTRY else m["model"]
         cells = ["✓" if views(m["model"]) else "✗", label, auc, acc, *per,
-                 _pct(m.get("box_ap50")), _pct(m.get("viewpoint_accuracy")), str(m.get("split", "")), str(m.get("n", ""))]
+                 _pct(m.get("box_ap50")), _pct(m.get("box_acc")), _pct(m.get("viewpoint_accuracy")), str(m.get("split", "")),
+                 str(m.get("n", ""))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

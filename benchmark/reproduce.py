@@ -209,7 +209,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     ood = out / "data-partnet" if real is not None else None
     if real is not None:
         make_data(run, recipe, ood, real, "partnet", "0,0,1")
-    else:
+    elif recipe.ood:
         echo("  no real PartNet chairs (--partnet, BROKENCHAIRS_PARTNET): the out-of-domain rows are left out")
 
     runs = out / "runs"

@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
+from brokenchairs.benchmark.report import TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
-
-TYPES = ("position", "rotation", "broken", "swapped", "missing")
 
 
 def read_predictions(folder: Path) -> dict[str, dict]:

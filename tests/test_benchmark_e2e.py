@@ -174,3 +174,43 @@ def test_bad_input_names_the_file_and_exits_2(data, tmp_path):
     res = _cli("eval", "--checkpoint", tmp_path / "junk.pt", "--data", data, "--out", tmp_path / "e3", code=2)
     assert "junk.pt" in res.output
 
+
+
+def test_query_location_field_follows_augmentation_and_pairs_the_same_3d_points(data):
+    """query_xyz (the query's true location field) is flipped and cropped with the image, and the
+    camera-labelled query-view pairs of VLFA join cells that see the same 3D point."""
+    from torch.utils.data import default_collate
+
+    from brokenchairs.benchmark.data import prepare_batch
+    from brokenchairs.models.vlfa import view_view_pairs
+
+    import numpy as np
+
+    from brokenchairs.benchmark.data import augment
+
+    index = DatasetIndex.open(data, "all")
+    plain = ShardDataset(index, views=4, train=False, with_query_xyz=True)
+    q = index.queries[0]
+    with h5py.File(q.shard) as f:
+        obj = torch.from_numpy(f["object_mask"][q.row])
+        image = torch.from_numpy(f["image"][q.row]).permute(2, 0, 1)
+        points = plain._query_points(f, q)
+    cells = obj.reshape(8, 8, 8, 8).any(3).any(1)
+    assert torch.equal(plain[0]["query_object"], cells)  # the location field covers the object's cells
+    assert (plain[0]["query_xyz_valid"] <= plain[0]["query_object"]).all()
+    # the points go through the same flip and crop as the image and its masks
+    for seed in range(6):
+        _, mask2, _, points2 = augment(image, obj, torch.full((4,), float("nan")), np.random.default_rng(seed), points=points)
+        assert (torch.isfinite(points2).all(0) == mask2).float().mean() > 0.99
+    ds = ShardDataset(index, views=4, train=True, with_query_xyz=True)
+    items = [ds[(i, 1000 + i)] for i in range(min(8, len(index)))]
+    b = prepare_batch(default_collate(items), "cpu")
+    rows = torch.arange(len(items))
+    for v in range(4):
+        view = torch.full((len(items),), v)
+        pairs = view_view_pairs(b["query_xyz_valid"].flatten(1), b["query_xyz"].flatten(1, 2), b["patch_valid"].flatten(2)[rows, view],
+                                b["view_K"][rows, view], b["view_world_to_cam"][rows, view], b["view_depth"][rows, view],
+                                8, 8, 32)
+        for s, ia, ib in pairs:
+            gap = (b["query_xyz"].flatten(1, 2)[s, ia] - b["patch_xyz"].flatten(2, 3)[s, v][ib]).norm(dim=-1)
+            assert gap.median() < 0.1  # a cell at 64x64 spans ~0.1 of the unit diagonal
