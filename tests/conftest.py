@@ -17,6 +17,7 @@ PARTNET_ENV = "BROKENCHAIRS_PARTNET"
 DEFAULT_PARTNET = ROOT.parent / "shared" / "data" / "partnet-chairs"
 # the PartNet chairs (anno ids) the real-chair tests read by name
 REAL_CHAIRS = ("2320", "2323", "37614", "37989", "43872", "45075")
+SKIPPED = "real PartNet chairs:"
 
 
 def _partnet_problem(folder: Path) -> str | None:
@@ -34,8 +35,8 @@ def partnet_dir() -> Path:
     configured = os.environ.get(PARTNET_ENV)
     folder = Path(configured) if configured else DEFAULT_PARTNET
     if not configured and not folder.exists():
-        pytest.skip(f"real PartNet chairs: nothing at {folder}; to run these tests, set {PARTNET_ENV} to a folder "
-                    f"holding PartNet's data_v0/<anno_id>/ folders {', '.join(REAL_CHAIRS)}")
+        pytest.skip(f"{SKIPPED} nothing at {folder}; to run these tests, set {PARTNET_ENV} to a folder holding "
+                    f"PartNet's data_v0/<anno_id>/ folders {', '.join(REAL_CHAIRS)}")
     problem = _partnet_problem(folder)
     if problem:
         source = f"{PARTNET_ENV}={configured}" if configured else f"the default {folder}"
@@ -51,3 +52,14 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     list(synth_chairs(50, 7, out))
     return out
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the tests skipped for want of the real chairs, in one place, with how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and r.longrepr[2].startswith(f"Skipped: {SKIPPED}")]
+    if skipped:
+        terminalreporter.section(f"{len(skipped)} real-chair tests skipped")
+        terminalreporter.line(skipped[0].longrepr[2].removeprefix("Skipped: "))
+        for r in skipped:
+            terminalreporter.line(f"  {r.nodeid}")
