@@ -27,5 +27,5 @@ def require_render(command: str) -> None:
     render extra is not installed."""
     missing = missing_render_modules()
     if missing:
-        raise InputError(None, f"{command} needs Blender, which comes with the render extra ({', '.join(missing)} "
+        raise InputError(None, f"{command} needs the render extra (Blender and the anomaly engine; {', '.join(missing)} "
                                f"not installed): {RENDER_INSTALL} (Python 3.11)")
