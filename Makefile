@@ -11,7 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch/torchvision pinned to the pair that lies on this machine kind's disk (CPU works)
 	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install --quiet -e ".[test]"
+	# the full set: the core, the render extra (bpy: Python 3.11, numpy 1.x), Ray, pytest
+	$(PY) -m pip install --quiet -e ".[render,ray,test]"
 	touch $@
 
 setup: $(VENV)/.installed

@@ -21,6 +21,7 @@ from torchvision.ops import box_convert
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.benchmark.data import prepare_batch, select_views
 from brokenchairs.errors import InputError
+from brokenchairs.extras import require_render
 from brokenchairs.models import spec
 
 WHITE_BORDER = 235  # mean border brightness below this = "not a white background"
@@ -84,6 +85,8 @@ def predict(mesh: Path, images: list[Path], checkpoint: Path, out: Path, up: str
         raise InputError(None, "give at least one --image")
     model, state = load_model(checkpoint)
     name, res = state["model"], int(state.get("resolution") or 256)
+    if spec(name).views:
+        require_render(f"predict with {name} (it renders the mesh's reference views)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     photos = [load_photo(Path(p), res) for p in images]  # every photo is checked before any rendering

@@ -2,7 +2,7 @@
 
 Bad input raises ``InputError``; the group turns it into one line on stderr and exit code 2.
 Commands that need Blender import ``brokenchairs.blender_scripts`` lazily, so plain commands
-start fast.
+start fast; they first check that the render extra is installed (``brokenchairs.extras``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from brokenchairs.errors import InputError
+from brokenchairs.extras import require_render
 
 
 class Group(click.Group):
@@ -100,6 +101,7 @@ def shapes_preview(folder: Path, out: Path, limit: int, size: int, columns: int)
     """
     import itertools
 
+    require_render("shapes preview")
     from brokenchairs.blender_scripts.preview import contact_sheet
     from brokenchairs.generation.partnet import find_shape_dirs, load_shape
 
@@ -160,6 +162,7 @@ def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, level,
 
     import numpy as np
 
+    require_render("anomalies apply")  # the anomaly engine (manifold3d, pymeshlab); --preview renders
     if preview:
         import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab, see blender_scripts/__init__.py)
     from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, load_spec, make_anomaly

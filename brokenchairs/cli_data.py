@@ -16,6 +16,7 @@ import click
 from click.core import ParameterSource
 
 from brokenchairs.errors import InputError
+from brokenchairs.extras import require_render
 from brokenchairs.generation.render_region import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
 ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
@@ -209,6 +210,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
     if dry_run:
         _print_plan(ctx, opts, workers, write=False, as_json=False)
         return
+    require_render("generate")
     out, refs, cfg = _setup(ctx, opts, write_materials=True)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(desc="generate", unit="unit", disable=None)
@@ -262,6 +264,7 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
 
     if sum(x is not None for x in (shapes_dir, num_shapes, mesh)) > 1:
         raise click.UsageError("give at most one of --shapes, --num-shapes, --mesh")
+    require_render("render-views")
     cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
     cfg.validate()
     recorded = (read_dataset(out) or {}).get("shapes")

@@ -1,4 +1,9 @@
-"""Shared fixtures. Real PartNet chairs are read from ../shared/data/partnet-chairs (never copied)."""
+"""Shared fixtures: procedural chairs, and the real PartNet chairs (read in place, never copied).
+
+The real chairs' folder is configuration: ``BROKENCHAIRS_PARTNET`` names it; unset, it is
+``../shared/data/partnet-chairs`` beside the checkout. Set and missing or incomplete, the tests
+that read it fail; unset and absent, they are skipped with one reason.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,36 @@ from pathlib import Path
 
 import pytest
 
-# bpy must load before pymeshlab in one process (both ship libembree4.so.4; whichever loads first
-# wins the soname, and bpy needs its newer one). Tests of both kinds share this process.
-import brokenchairs.blender_scripts  # noqa: F401,E402
-
 ROOT = Path(__file__).resolve().parents[1]
-PARTNET_DIR = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
+PARTNET_ENV = "BROKENCHAIRS_PARTNET"
+DEFAULT_PARTNET = ROOT.parent / "shared" / "data" / "partnet-chairs"
+# the PartNet chairs (anno ids) the real-chair tests read by name
+REAL_CHAIRS = ("2320", "2323", "37614", "37989", "43872", "45075")
+SKIPPED = "real PartNet chairs:"
+
+
+def _partnet_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot serve the real-chair tests, or None."""
+    from brokenchairs.generation.partnet import is_shape_dir
+
+    if not folder.is_dir():
+        return "no such folder"
+    missing = [a for a in REAL_CHAIRS if not (is_shape_dir(folder / a) and (folder / a / "objs").is_dir())]
+    return f"no PartNet chair folder (result*.json and objs/) for {', '.join(missing)}" if missing else None
 
 
 @pytest.fixture(scope="session")
 def partnet_dir() -> Path:
-    if not PARTNET_DIR.is_dir():
-        pytest.fail(f"real PartNet chairs not found at {PARTNET_DIR} (set BROKENCHAIRS_PARTNET)")
-    return PARTNET_DIR
+    configured = os.environ.get(PARTNET_ENV)
+    folder = Path(configured) if configured else DEFAULT_PARTNET
+    if not configured and not folder.exists():
+        pytest.skip(f"{SKIPPED} nothing at {folder}; to run these tests, set {PARTNET_ENV} to a folder holding "
+                    f"PartNet's data_v0/<anno_id>/ folders {', '.join(REAL_CHAIRS)}")
+    problem = _partnet_problem(folder)
+    if problem:
+        source = f"{PARTNET_ENV}={configured}" if configured else f"the default {folder}"
+        pytest.fail(f"real PartNet chairs: {source}: {problem}", pytrace=False)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +52,14 @@ def synth_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     list(synth_chairs(50, 7, out))
     return out
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the tests skipped for want of the real chairs, in one place, with how to run them."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if isinstance(r.longrepr, tuple) and r.longrepr[2].startswith(f"Skipped: {SKIPPED}")]
+    if skipped:
+        terminalreporter.section(f"{len(skipped)} real-chair tests skipped")
+        terminalreporter.line(skipped[0].longrepr[2].removeprefix("Skipped: "))
+        for r in skipped:
+            terminalreporter.line(f"  {r.nodeid}")

@@ -1,4 +1,5 @@
-"""The PartNet loader on the six real chairs, and every bad input it must name."""
+"""The PartNet loader on the six real chairs, and every bad input it must name (on procedural
+chairs, which are written in the same layout)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 
 from brokenchairs.cli import main
 from brokenchairs.errors import InputError
-from brokenchairs.generation.partnet import iter_shapes, load_shape, read_obj
+from brokenchairs.generation.partnet import find_shape_dirs, iter_shapes, load_shape, read_obj
 
 LEAVES = {"2323": 7, "43872": 11, "37989": 5, "45075": 11, "37614": 4, "2320": 19}
 
@@ -71,13 +72,9 @@ def test_loading_a_directory_is_lazy(partnet_dir):
 
 
 @pytest.fixture()
-def chair_copy(tmp_path, partnet_dir):
-    dst = tmp_path / "37989"
-    shutil.copytree(partnet_dir / "37989", dst)
-    dst.chmod(0o755)
-    for p in dst.rglob("*"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
-    return dst
+def chair_copy(tmp_path, synth_dir):
+    src = find_shape_dirs(synth_dir)[0]
+    return shutil.copytree(src, tmp_path / src.name)
 
 
 def _first_leaf_obj(folder):
@@ -134,8 +131,8 @@ def test_bad_input_names_the_file(kind, chair_copy):
 @pytest.mark.parametrize("kind", BAD)
 def test_cli_bad_input_exits_2_with_one_line_and_writes_nothing(kind, chair_copy, tmp_path):
     path, problem = _break(kind, chair_copy)
-    out = tmp_path / "out" / "sheet.png"
-    res = CliRunner().invoke(main, ["shapes", "preview", str(chair_copy), "--out", str(out)])
+    out = tmp_path / "out" / "chair.glb"
+    res = CliRunner().invoke(main, ["shapes", "export", str(chair_copy), "--out", str(out)])
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0]
@@ -150,7 +147,7 @@ def test_obj_reader_handles_polygons_and_slashes(tmp_path):
     assert faces.tolist() == [[0, 1, 2], [0, 2, 3], [0, 1, 2]]
 
 
-def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle(partnet_dir):
+def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle():
     from brokenchairs.generation.shape import single_sided_faces
 
     rng = np.random.default_rng(0)
@@ -162,6 +159,10 @@ def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle(partnet
     # a copy over duplicated vertices (the same points, other indices) is a copy too
     v2 = np.concatenate([v, v])
     np.testing.assert_array_equal(single_sided_faces(v2, np.concatenate([f, f[:, ::-1] + 30])), f)
+
+
+def test_single_sided_faces_halves_a_double_sided_real_chair(partnet_dir):
+    from brokenchairs.generation.shape import single_sided_faces
 
     def point_sets(verts, faces):
         return {frozenset(map(tuple, np.round(verts[t], 6))) for t in faces}

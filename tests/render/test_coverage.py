@@ -72,10 +72,9 @@ def test_triangles_behind_the_camera_are_dropped():
 
 
 @pytest.mark.blender
-def test_coverage_equals_the_alpha_cycles_samples_converge_to(tmp_path):
-    """A real chair and a real PartNet chair: the exact coverage against a 512-spp Cycles alpha."""
-    from pathlib import Path
-
+@pytest.mark.parametrize("source", ["procedural", "real"])
+def test_coverage_equals_the_alpha_cycles_samples_converge_to(tmp_path, request, source):
+    """A procedural chair and a real PartNet chair: the exact coverage against a 512-spp Cycles alpha."""
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
     from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
     from brokenchairs.generation.materials.assign import assign_materials
@@ -85,23 +84,23 @@ def test_coverage_equals_the_alpha_cycles_samples_converge_to(tmp_path):
     list(synth_library(3, 0, tmp_path / "mats", 32))
     library = load_library(tmp_path / "mats")
     by_name = {m.name: m for m in library}
-    partnet = Path(__file__).resolve().parents[2] / "shared" / "data" / "partnet-chairs"
-    refs = procedural_refs(1, 3) + partnet_refs(partnet)[1:2]
+    # the seed each chair had when one test rendered both
+    ref, seed = ((procedural_refs(1, 3)[0], 0) if source == "procedural"
+                 else (partnet_refs(request.getfixturevalue("partnet_dir"))[1], 1))
     r = QueryRenderer(96, 9, "cpu", 2, False)
     K = intrinsics(96)
-    for n, ref in enumerate(refs):
-        shape = load_ref(ref)
-        rng = np.random.default_rng(n)
-        r.set_light(0)
-        r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
-                    assign_materials(shape, library, rng), by_name)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-        truth = r.render_alpha(K, w2c, 512)
-        exact = coverage(triangles_2d(*merged_mesh(shape.parts()), K, w2c), (0, 0, 96, 96))
-        few = r.render_alpha(K, w2c, 9)
-        edge = (truth > 0.02) & (truth < 0.98)
-        assert edge.sum() > 100, ref.shape_id
-        err, err_few = np.abs(exact - truth)[edge].mean(), np.abs(few - truth)[edge].mean()
-        assert err < 0.02 and err < err_few / 3, (ref.shape_id, err, err_few)
-        assert np.abs(exact - truth).max() < 0.15, ref.shape_id
-        r.clear()
+    shape = load_ref(ref)
+    rng = np.random.default_rng(seed)
+    r.set_light(0)
+    r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
+                assign_materials(shape, library, rng), by_name)
+    w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+    truth = r.render_alpha(K, w2c, 512)
+    exact = coverage(triangles_2d(*merged_mesh(shape.parts()), K, w2c), (0, 0, 96, 96))
+    few = r.render_alpha(K, w2c, 9)
+    edge = (truth > 0.02) & (truth < 0.98)
+    assert edge.sum() > 100, ref.shape_id
+    err, err_few = np.abs(exact - truth)[edge].mean(), np.abs(few - truth)[edge].mean()
+    assert err < 0.02 and err < err_few / 3, (ref.shape_id, err, err_few)
+    assert np.abs(exact - truth).max() < 0.15, ref.shape_id
+    r.clear()

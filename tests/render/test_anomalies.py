@@ -32,8 +32,8 @@ def chairs():
 
 
 @pytest.fixture(scope="module")
-def pool(partnet_dir):
-    return DonorPool(procedural_refs(12, 99) + partnet_refs(partnet_dir))
+def pool():
+    return DonorPool(procedural_refs(12, 99))
 
 
 def soup_chair() -> Shape:
@@ -132,8 +132,8 @@ def test_broken_on_real_partnet_parts(partnet_dir):
     assert methods & {"boolean", "boolean_repaired"}
 
 
-def test_swapped_takes_a_same_label_part_of_another_chair_fitted_to_the_box(chairs, pool):
-    for i, s in enumerate(chairs[:12]):
+def _check_swapped(chairs, pool):
+    for i, s in enumerate(chairs):
         new, rec = make_anomaly(s, "swapped", np.random.default_rng(i), pool=pool)
         donor = rec.params["donor"]
         assert donor["shape_id"] != s.shape_id
@@ -142,6 +142,15 @@ def test_swapped_takes_a_same_label_part_of_another_chair_fitted_to_the_box(chai
         np.testing.assert_allclose(after.bounds, before.bounds, atol=1e-9)
         assert rec.metrics["chamfer"] >= SPEC["swapped"]["min_chamfer"]
         _untouched_identical(s, new, rec.part_id)
+
+
+def test_swapped_takes_a_same_label_part_of_another_chair_fitted_to_the_box(chairs, pool):
+    _check_swapped(chairs[:12], pool)
+
+
+def test_swapped_between_real_and_procedural_chairs(chairs, partnet_dir):
+    real = partnet_refs(partnet_dir)
+    _check_swapped(chairs[:6] + [load_ref(r) for r in real], DonorPool(procedural_refs(12, 99) + real))
 
 
 def test_missing_removes_exactly_one_part(chairs):
@@ -184,8 +193,8 @@ def _cli(*args):
     return CliRunner().invoke(main, ["anomalies", "apply", *map(str, args)])
 
 
-def test_cli_writes_shape_and_record(tmp_path, partnet_dir):
-    res = _cli("--shape", partnet_dir / "2320", "--type", "missing", "--seed", 3, "--out", tmp_path)
+def test_cli_writes_shape_and_record(tmp_path, synth_dir):
+    res = _cli("--shape", synth_dir / "synth-7-00000", "--type", "missing", "--seed", 3, "--out", tmp_path)
     assert res.exit_code == 0, res.output
     folder = next(tmp_path.iterdir())
     rec = json.loads((folder / "record.json").read_text())
@@ -199,7 +208,7 @@ def test_cli_writes_shape_and_record(tmp_path, partnet_dir):
     (["--type", "swapped", "--pool", "{empty_pool}"], "no part with a same-label donor"),
     (["--type", "broken", "--spec", "{bad_spec}"], "out of range"),
 ])
-def test_cli_bad_input(args, message, tmp_path, partnet_dir):
+def test_cli_bad_input(args, message, tmp_path, synth_dir):
     pool_dir = tmp_path / "pool"
     pool_dir.mkdir()
     (pool_dir / "only").mkdir()
@@ -209,14 +218,12 @@ def test_cli_bad_input(args, message, tmp_path, partnet_dir):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     args = [a.format(empty_pool=pool_dir, bad_spec=tmp_path / "bad.json") for a in args]
     out = tmp_path / "out"
-    res = _cli("--shape", partnet_dir / "43872", "--out", out, *args)
+    res = _cli("--shape", synth_dir / "synth-7-00001", "--out", out, *args)
     assert res.exit_code == 2 and message in res.output + res.stderr
     assert not out.exists()
 
 
-def test_tree_level_anomalies_move_or_remove_whole_subtrees(partnet_dir, chairs):
-    from brokenchairs.errors import InputError
-
+def test_a_tree_level_rotation_turns_a_whole_real_subtree_rigidly(partnet_dir):
     shape = load_ref(partnet_refs(partnet_dir)[0])  # 2320: office chair
     new, rec = make_anomaly(shape, "rotation", np.random.default_rng(0), level=2, label="star_leg_base")
     ids = shape.subtree_ids(rec.part_id)
@@ -231,6 +238,11 @@ def test_tree_level_anomalies_move_or_remove_whole_subtrees(partnet_dir, chairs)
         np.testing.assert_allclose((a - piv) @ rot, b - piv, atol=1e-9)
     replay = apply_record(AnomalyRecord.from_json(json.loads(json.dumps(rec.to_json()))), shape)
     assert all(x.mesh.vertices.tobytes() == y.mesh.vertices.tobytes() for x, y in zip(new.parts(), replay.parts()))
+
+
+def test_tree_level_anomalies_remove_whole_subtrees_and_broken_takes_leaves_only(chairs):
+    from brokenchairs.errors import InputError
+
     gone, rec = make_anomaly(chairs[0], "missing", np.random.default_rng(1), level=1, label="chair_back")
     assert not any(p.path[1] == "chair_back" for p in gone.parts())
     assert {p.node_id for p in gone.parts()} == {p.node_id for p in chairs[0].parts()} - chairs[0].subtree_ids(rec.part_id)

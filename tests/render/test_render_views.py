@@ -18,13 +18,21 @@ pytestmark = pytest.mark.blender
 CFG = ViewsConfig(views=6, resolution=64, elevation_deg=30.0)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, partnet_dir):
-    out = tmp_path_factory.mktemp("views")
-    refs = procedural_refs(2, 11) + [r for r in partnet_refs(partnet_dir) if r.shape_id in ("2320", "43872")]
-    stats = render_reference_views(out, refs, CFG, workers=1, shard_size=3)
-    assert stats.shapes == 4 and stats.shards_total == 2
+def _render(out, refs):
+    stats = render_reference_views(out, refs, CFG, workers=1, shard_size=1)
+    assert stats.shapes == len(refs) and stats.shards_total == len(refs)
     return out, {r.shape_id: r for r in refs}
+
+
+@pytest.fixture(scope="module")
+def synth_views(tmp_path_factory):
+    return _render(tmp_path_factory.mktemp("views"), procedural_refs(2, 11))
+
+
+@pytest.fixture(scope="module")
+def real_views(tmp_path_factory, partnet_dir):
+    return _render(tmp_path_factory.mktemp("real-views"),
+                   [r for r in partnet_refs(partnet_dir) if r.shape_id in REAL])
 
 
 def _views(dataset, shape_id):
@@ -36,12 +44,17 @@ def _views(dataset, shape_id):
     raise AssertionError(shape_id)
 
 
-SHAPES = ["synth-11-00000", "synth-11-00001", "2320", "43872"]
+SYNTH, REAL = ["synth-11-00000", "synth-11-00001"], ["2320", "43872"]
 
 
-@pytest.mark.parametrize("shape_id", SHAPES)
-def test_depth_unprojects_onto_the_mesh(dataset, shape_id):
-    vs, shape = _views(dataset, shape_id)
+@pytest.fixture(params=SYNTH + REAL)
+def shape_views(request):
+    """(views, shape) of one procedural or real chair."""
+    return _views(request.getfixturevalue("real_views" if request.param in REAL else "synth_views"), request.param)
+
+
+def test_depth_unprojects_onto_the_mesh(shape_views):
+    vs, shape = shape_views
     mesh = shape.mesh()
     for i in range(vs.num_views):
         pts = unproject_depth(vs.depth[i], vs.K[i], vs.world_to_cam[i])
@@ -51,10 +64,9 @@ def test_depth_unprojects_onto_the_mesh(dataset, shape_id):
         assert np.median(dist) < 0.002 and np.percentile(dist, 90) < 0.01, (i, np.median(dist))
 
 
-@pytest.mark.parametrize("shape_id", SHAPES)
-def test_depth_is_consistent_across_views(dataset, shape_id):
+def test_depth_is_consistent_across_views(shape_views):
     """Unproject view v, project into v+1: co-visible pixels agree (median error < 1% of the diagonal)."""
-    vs, shape = _views(dataset, shape_id)
+    vs, shape = shape_views
     for i in range(vs.num_views):
         j = (i + 1) % vs.num_views
         pts = unproject_depth(vs.depth[i], vs.K[i], vs.world_to_cam[i])[vs.depth[i] > 0]
@@ -68,9 +80,8 @@ def test_depth_is_consistent_across_views(dataset, shape_id):
         assert np.median(np.abs(z[covisible] - d[covisible])) < 0.01 * shape.diagonal
 
 
-@pytest.mark.parametrize("shape_id", SHAPES)
-def test_patch_xyz_on_surface_and_valid_is_the_silhouette(dataset, shape_id):
-    vs, shape = _views(dataset, shape_id)
+def test_patch_xyz_on_surface_and_valid_is_the_silhouette(shape_views):
+    vs, shape = shape_views
     mesh = shape.mesh()
     h = 64 // CFG.stride
     assert vs.patch_xyz.shape == (CFG.views, h, h, 3)
@@ -82,8 +93,8 @@ def test_patch_xyz_on_surface_and_valid_is_the_silhouette(dataset, shape_id):
     assert np.all(vs.patch_xyz[~vs.patch_valid] == 0)
 
 
-def test_cameras_look_at_the_centre_from_the_stated_viewpoints(dataset):
-    vs, shape = _views(dataset, "synth-11-00001")
+def test_cameras_look_at_the_centre_from_the_stated_viewpoints(synth_views):
+    vs, shape = _views(synth_views, "synth-11-00001")
     centre = bbox_center(shape.bounds)
     for v, view in enumerate(CFG.viewpoints()):
         assert vs.azimuth[v] == pytest.approx(view.azimuth) and vs.elevation[v] == pytest.approx(np.radians(30))
@@ -96,8 +107,8 @@ def test_cameras_look_at_the_centre_from_the_stated_viewpoints(dataset):
     assert abs((xs.min() + xs.max()) / 2 - 32) < 8
 
 
-def test_gray_views_are_shaded_gray_on_white(dataset):
-    vs, _ = _views(dataset, "synth-11-00000")
+def test_gray_views_are_shaded_gray_on_white(synth_views):
+    vs, _ = _views(synth_views, "synth-11-00000")
     fg = vs.depth > 0
     from scipy.ndimage import binary_dilation
 
@@ -106,11 +117,13 @@ def test_gray_views_are_shaded_gray_on_white(dataset):
     assert 60 < np.median(vs.gray[fg]) < 245 and vs.gray[fg].std() > 5
 
 
-def test_same_input_gives_identical_shards(dataset, tmp_path):
-    out, refs = dataset
-    render_reference_views(tmp_path, [refs["synth-11-00000"], refs["synth-11-00001"], refs["2320"]], CFG,
-                           workers=2, shard_size=3)
-    for sid in ("synth-11-00000", "2320"):
+@pytest.mark.parametrize("source", ["synth", "real"])
+def test_same_input_gives_identical_shards(source, request, tmp_path):
+    """Both shapes in one shard (two workers offered) give the views of one shape a shard."""
+    dataset = request.getfixturevalue(f"{source}_views")
+    refs = dataset[1]
+    render_reference_views(tmp_path, list(refs.values()), CFG, workers=2, shard_size=2)
+    for sid in refs:
         a, b = _views(dataset, sid)[0], read_views(tmp_path / "shards" / "views-00000.h5", sid)
         for name in ("gray", "depth", "world_to_cam", "patch_xyz", "patch_valid"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"{sid} {name}")
