@@ -227,11 +227,16 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         trains.append(task)
     _pool(jobs, trains)
 
+    from brokenchairs.benchmark.data import DatasetIndex
+
+    test_shapes = len(DatasetIndex.open(data, "test", need_views=False).shapes())
+    if test_shapes < 2:
+        echo(f"  the test split holds {test_shapes} shape: no shuffled-reference control")
     evals = []
     for row in recipe.rows:
         rd = runs / row
         kinds = [("test", data, [])]
-        if REGISTRY[row_model(row)].views:
+        if REGISTRY[row_model(row)].views and test_shapes >= 2:
             kinds.append(("shuffled", data, ["--shuffle-references"]))
         if ood is not None:
             kinds.append(("partnet", ood, []))
