@@ -219,6 +219,8 @@ def _read_shape_views(shape_id: str, pngs: list[Path], shape_dir: Path, res: int
         if vis.ndim == 1:  # the release's per-point records (ours before were per cell: dropped)
             pxys.append(np.asarray(rec["pxy"], np.int64))
             viss.append(vis.astype(bool))
+        elif vis.ndim == 2:
+            notes["views with per-cell pxy/is_visible (our older exports: not kept)"] += 1
         dpath = _depth_file(png, shape_dir)
         if dpath is not None:
             d = np.load(dpath).astype(np.float32)
