@@ -16,8 +16,8 @@ that source; fields marked "ours" are extras their code never reads.
   and ``RT`` (the conventions below); ours also ``sample_id``, ``shape_id``, ``anomaly_type``,
   ``part_path``, ``material_id``, ``azimuth_rad``, ``elevation_rad``, ``radius``, ``light``. Written for
   normal images too (``2d_bbox`` and ``IoU`` null), which the loader never opens.
-  ``mask_new_<rest>.png`` / ``mask_old_<rest>.png`` (0/255, named like the info file; no mask_new when the
-  anomaly part is missing).
+  ``mask_new_<rest>.png`` / ``mask_old_<rest>.png`` (0/255, named like the info file; no mask_new when it is
+  empty, as for a missing part). No released code reads masks, ``K``, ``RT``, ``IoU`` or ``texture_id``.
 - ``shapes/shape_<id>/mv_images/<view>.png`` grayscale 256 x 256 reference views, and per view as
   ``render_multiview.py`` writes them: ``<view>.json`` {``K``, ``RT``, ``RT_``}, ``<view>_depth.npy``
   (float32 camera z-depth, 0 on background) and ``<view>.npy``, a pickled dict of

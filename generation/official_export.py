@@ -90,13 +90,14 @@ def _plan_rows(dataset: Path, shard_names: list[str]) -> list[_Row]:
     rows = []
     for name in shard_names:
         with open_shard(dataset / "shards" / name, "queries") as f:
-            meta = [json.loads(m) for m in f["manifest"][()]]
-            for i, m in enumerate(meta):
-                shape = _text(f["shape_id"][i])
-                check_shape_id(shape)
-                stem = image_stem(shape, _text(f["material_id"][i]), QUERY_RADIUS, float(f["azimuth"][i]),
-                                  float(f["elevation"][i]), int(f["light_id"][i]), m["anomaly_type"])
-                rows.append(_Row(name, i, _text(f["sample_id"][i]), shape, m["anomaly_type"], stem))
+            cols = {k: f[k][()] for k in ("manifest", "shape_id", "material_id", "sample_id", "azimuth", "elevation",
+                                           "light_id")}
+        for i, line in enumerate(cols["manifest"]):
+            kind, shape = json.loads(line)["anomaly_type"], _text(cols["shape_id"][i])
+            check_shape_id(shape)
+            stem = image_stem(shape, _text(cols["material_id"][i]), QUERY_RADIUS, float(cols["azimuth"][i]),
+                              float(cols["elevation"][i]), int(cols["light_id"][i]), kind)
+            rows.append(_Row(name, i, _text(cols["sample_id"][i]), shape, kind, stem))
     dup = {s for s, n in Counter(r.stem for r in rows).items() if n > 1}
     return [r if r.stem not in dup else
             _Row(r.shard, r.index, r.sample_id, r.shape_id, r.anomaly_type,
