@@ -68,10 +68,10 @@ def degrees_text(radians: float) -> str:
     return f"{round(math.degrees(radians), 2) + 0.0:g}"
 
 
-def check_shape_id(shape_id: str) -> None:
+def check_shape_id(shape_id: str, source=None) -> None:
     """The loader reads the id as the second '_' field of a file name and calls a name with 'anomaly' anomalous."""
     if "_" in shape_id or "anomaly" in shape_id or "/" in shape_id:
-        raise InputError(None, f"shape id {shape_id!r} cannot go into the release's file names "
+        raise InputError(source, f"shape id {shape_id!r} cannot go into the release's file names "
                                "(the authors' loader needs ids without '_', '/' or 'anomaly')")
 
 

@@ -61,8 +61,8 @@ def export_official(dataset: Path, folder: Path) -> dict:
     if lacking:
         raise InputError(dataset, f"{len(lacking)} shapes of the queries have no reference views (e.g. {lacking[0]}): "
                                   "run `brokenchairs render-views` (the authors' loader reads shapes/shape_<id>/mv_images)")
-    for sid in sorted({r.shape_id for r in rows} | with_views):
-        check_shape_id(sid)
+    for sid in sorted(with_views):
+        check_shape_id(sid, dataset / "dataset.json")
     refs = {d["shape_id"]: ShapeRef.from_json(d) for d in data.get("shapes") or []}
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -94,7 +94,7 @@ def _plan_rows(dataset: Path, shard_names: list[str]) -> list[_Row]:
                                            "light_id")}
         for i, line in enumerate(cols["manifest"]):
             kind, shape = json.loads(line)["anomaly_type"], _text(cols["shape_id"][i])
-            check_shape_id(shape)
+            check_shape_id(shape, dataset / "shards" / name)
             stem = image_stem(shape, _text(cols["material_id"][i]), QUERY_RADIUS, float(cols["azimuth"][i]),
                               float(cols["elevation"][i]), int(cols["light_id"][i]), kind)
             rows.append(_Row(name, i, _text(cols["sample_id"][i]), shape, kind, stem))
