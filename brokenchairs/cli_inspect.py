@@ -64,15 +64,18 @@ def merge_cmd(sources, out):
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def export_official_cmd(dataset, folder):
-    """Write DATASET in the layout of the released BrokenChairs-180K (images/, annotations/, shapes/, split.json).
+    """Write DATASET in the layout of the released BrokenChairs-180K (images/, annotations/, shapes/, split.json),
+    at its 256x256 (other resolutions are resampled), for the authors' data/dataset_e2e.py. FOLDER must be new or empty.
 
     \b
     Example: brokenchairs export-official data/ brokenchairs_release/
     """
-    from brokenchairs.generation.official import export_official
+    from brokenchairs.generation.official_export import export_official
 
     n = export_official(dataset, folder)
     click.echo(f"exported {n['images']} images and {n['shapes']} reference shapes -> {folder}")
+    if n["resampled_from"]:
+        click.echo(f"note: resampled from {n['resampled_from']}x{n['resampled_from']} to the release's 256x256")
 
 
 @click.command("import-official")
@@ -86,7 +89,7 @@ def import_official_cmd(folder, dataset, resolution, shard_size):
     \b
     Example: brokenchairs import-official BrokenChairs-180K/ data/
     """
-    from brokenchairs.generation.official import import_official
+    from brokenchairs.generation.official_import import import_official
 
     n = import_official(folder, dataset, resolution, shard_size)
     click.echo(f"imported {n['images']} images ({n['skipped']} skipped) and {n['shapes']} reference shapes -> {dataset}")
