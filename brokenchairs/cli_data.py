@@ -103,10 +103,32 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
+def write_default_library(folder: Path, seed: int, size: int) -> None:
+    """The procedural library, built in a temporary folder of this write (host, pid and a nonce in
+    its name: array members that are all pid 1 in their containers never share one) and renamed
+    into place; when another member got there first, its library (same seed, same maps) stays."""
+    import shutil
+
+    from brokenchairs.generation.materials.library import synth_library
+    from brokenchairs.shared_folder import sweep, tmp_path
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    sweep(folder.parent)  # libraries half-written by members that died
+    tmp = tmp_path(folder)
+    try:
+        list(synth_library(40, seed, tmp, size))
+        os.rename(tmp, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _setup(ctx, opts: dict, write_materials: bool):
     """(out, refs, GenerateConfig) from options; the default material library is made once, atomically."""
     from brokenchairs.generation.generate import KINDS, GenerateConfig
-    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.materials.library import load_library
     from brokenchairs.generation.sources import partnet_refs, procedural_refs
 
     opts = _merge_config(ctx, dict(opts))
@@ -126,14 +148,7 @@ def _setup(ctx, opts: dict, write_materials: bool):
     if materials_dir is None:
         materials_dir = out / "materials"
         if write_materials and not materials_dir.is_dir():
-            tmp = out / f".materials.tmp-{os.getpid()}"
-            list(synth_library(40, opts["seed"], tmp, max(128, min(512, 2 * cfg.resolution))))
-            try:
-                os.replace(tmp, materials_dir)
-            except OSError:  # another job of the array made it first: same seed, same library
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
+            write_default_library(materials_dir, opts["seed"], max(128, min(512, 2 * cfg.resolution)))
     if write_materials:
         load_library(materials_dir)  # validate before any rendering
     # the default library lives in the dataset folder and is recorded relative to it, so the

@@ -22,13 +22,14 @@ from pathlib import Path
 from brokenchairs.errors import InputError
 from brokenchairs.generation.anomalies import ANOMALY_TYPES
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
-from brokenchairs.generation.dataset import claim_section, read_dataset, write_dataset
+from brokenchairs.generation.dataset import claim_section, dataset_lock, read_dataset, update_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
 from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
-from brokenchairs.generation.plan import QueryTask, Unit, plan_tasks, plan_units, task_share
+from brokenchairs.generation.plan import QueryTask, Unit, check_share, plan_tasks, plan_units, task_share
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios
+from brokenchairs.shared_folder import write_atomic
 
 KINDS = ANOMALY_TYPES + ("normal",)
 MANIFEST = "manifest.jsonl"
@@ -85,22 +86,27 @@ def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Uni
 
 
 def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
-    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json."""
+    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json
+    (under the folder's lock: array members starting together each check and record the same plan)."""
     cfg.validate()
     if not refs:
         raise InputError(out, "no shapes to generate from")
     out = Path(out)
-    data = claim_section(out, "queries", asdict(cfg))
-    recorded = data.get("shapes")
-    if recorded and [r["shape_id"] for r in recorded] != [r.shape_id for r in refs]:
-        raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
-    data["shapes"] = [r.to_json() for r in refs]
-    ids = [r.shape_id for r in refs]
-    data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
-                      "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
     units, tasks = plan(out, refs, cfg)
-    data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
-    write_dataset(out, data)
+    ids = [r.shape_id for r in refs]
+
+    def change(data: dict) -> dict:
+        claim_section(data, "queries", asdict(cfg), out)
+        recorded = data.get("shapes")
+        if recorded and [r["shape_id"] for r in recorded] != ids:
+            raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
+        data["shapes"] = [r.to_json() for r in refs]
+        data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
+                          "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
+        data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
+        return data
+
+    update_dataset(out, change)
     return units, tasks
 
 
@@ -110,11 +116,10 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
     """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share;
     ``pin``: bind each local worker to its own cores (``executor.run_tasks``)."""
     out = Path(out)
+    check_share(num_shards, shard_index)
     units, tasks = record_plan(out, refs, cfg)
-    try:
-        mine = task_share(tasks, num_shards, shard_index)
-    except ValueError as exc:
-        raise InputError(None, str(exc)) from exc
+    mine = task_share(tasks, num_shards, shard_index)
+    remove_stale_tmp(out)
     remove_stale_tmp(out / "shards")
     todo = [t for t in mine if not is_complete(Path(t.shard))]
     stats = GenerateStats(units=sum(len(t.units) for t in mine), shards_total=len(mine),
@@ -144,18 +149,18 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
 
 
 def finish(out: Path, tasks: list[QueryTask]) -> None:
-    """Rebuild manifest.jsonl (plan order) and the counts in dataset.json from complete shards."""
+    """Rebuild manifest.jsonl (plan order) and the counts in dataset.json from complete shards.
+    Under the folder's lock; every member that finds all shards complete writes the same bytes."""
+    if not all(is_complete(Path(t.shard)) for t in tasks):
+        return  # another run (or array job) still owes shards: leave the manifest for it
     lines, counts = [], Counter()
     for t in tasks:
-        if not is_complete(Path(t.shard)):
-            return  # another run (or array job) still owes shards: leave the manifest for it
         for line in read_manifest_lines(Path(t.shard)):
             lines.append(line)
             counts[json.loads(line)["anomaly_type"]] += 1
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    os.replace(tmp, out / MANIFEST)
-    data = read_dataset(out) or {}
-    data["queries"]["counts"] = dict(sorted(counts.items()))
-    data["queries"]["complete"] = True
-    write_dataset(out, data)
+    with dataset_lock(out):
+        write_atomic(out / MANIFEST, "".join(f"{line}\n" for line in lines))
+        data = read_dataset(out) or {}
+        data["queries"]["counts"] = dict(sorted(counts.items()))
+        data["queries"]["complete"] = True
+        write_dataset(out, data)
