@@ -43,6 +43,7 @@ class TrainConfig:
     grad_clip: float = 0.0
     log_every: int = 10
     max_steps_per_epoch: int = 0  # 0 = whole epoch
+    checkpoint_every: int = 500  # optimiser steps between exact-resume checkpoints (last.pt) inside an epoch; 0 = epoch ends only
 
     def validate(self, source: Path | None = None) -> None:
         if self.model not in CONFIGS:
@@ -52,6 +53,8 @@ class TrainConfig:
                 raise InputError(source, f"{name} must be at least 1, got {getattr(self, name)}")
         if self.d % self.heads:
             raise InputError(source, f"d = {self.d} is not divisible by heads = {self.heads}")
+        if self.checkpoint_every < 0:
+            raise InputError(source, f"checkpoint_every must be 0 (epoch ends only) or more, got {self.checkpoint_every}")
         if self.lr <= 0:
             raise InputError(source, f"lr must be positive, got {self.lr}")
 
