@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from brokenchairs.data_manifests import load_json
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.models import CONFIGS
 
 
@@ -48,15 +48,20 @@ class TrainConfig:
     def validate(self, source: Path | None = None) -> None:
         if self.model not in CONFIGS:
             raise InputError(source, f"unknown model {self.model!r}; known: {', '.join(CONFIGS)}")
-        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "blocks"):
-            if getattr(self, name) < 1:
-                raise InputError(source, f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "blocks", "topk", "log_every",
+                     "group_shapes"):
+            check_int(name, getattr(self, name), 1, source=source)
+        for name in ("workers", "cache_shapes", "seed", "max_steps_per_epoch", "checkpoint_every"):
+            check_int(name, getattr(self, name), 0, source=source)
         if self.d % self.heads:
             raise InputError(source, f"d = {self.d} is not divisible by heads = {self.heads}")
-        if self.checkpoint_every < 0:
-            raise InputError(source, f"checkpoint_every must be 0 (epoch ends only) or more, got {self.checkpoint_every}")
-        if self.lr <= 0:
-            raise InputError(source, f"lr must be positive, got {self.lr}")
+        check_number("lr", self.lr, 0, None, source, exclusive=True)
+        for name in ("weight_decay", "grad_clip"):
+            check_number(name, getattr(self, name), 0, None, source)
+        if self.momentum is not None:
+            check_number("momentum", self.momentum, 0, 1, source)
+        for name in ("box_head", "augment", "amp"):
+            check_bool(name, getattr(self, name), source)
 
     def model_kwargs(self, resolution: int) -> dict:
         """Overrides for ``models.build_model`` that apply to this model."""

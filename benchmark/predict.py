@@ -66,10 +66,9 @@ def white_background(image: np.ndarray) -> bool:
 def reference_batch(mesh: Path, up: str, out: Path, resolution: int, views: int) -> dict:
     from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
     from brokenchairs.generation.shards import read_views
-    from brokenchairs.generation.sources import load_ref, mesh_ref
+    from brokenchairs.generation.sources import mesh_ref
 
     ref = mesh_ref(mesh, up)
-    load_ref(ref)  # a bad mesh fails here, before anything is written
     root = out / "reference"
     render_reference_views(root, [ref], ViewsConfig(views=max(views, 1), resolution=resolution), workers=1)
     vs = read_views(root / "shards" / "views-00000.h5", ref.shape_id)
@@ -85,8 +84,11 @@ def predict(mesh: Path, images: list[Path], checkpoint: Path, out: Path, up: str
     model, state = load_model(checkpoint)
     name, res = state["model"], int(state.get("resolution") or 256)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     photos = [load_photo(Path(p), res) for p in images]  # every photo is checked before any rendering
+    from brokenchairs.generation.sources import load_ref, mesh_ref
+
+    load_ref(mesh_ref(mesh, up))  # and the mesh: a bad one fails here, before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     refs = reference_batch(Path(mesh), up, out, res, views) if USES_VIEWS[name] else {}
     model.eval().to(device)
     results = []

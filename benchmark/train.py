@@ -143,6 +143,10 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=uses_views,
                       with_depth=vlfa, cache_shapes=cfg.cache_shapes)
     sampler = EpochSampler(index, cfg.seed, shuffle=True, rank=rank, world=world, group_shapes=cfg.group_shapes)
+    per_rank = -(-len(index) // world)
+    if per_rank < cfg.batch_size:  # every batch is full (drop_last): fewer samples would train nothing
+        raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {per_rank} queries per process, "
+                                                      f"fewer than batch_size {cfg.batch_size}: lower --batch-size")
 
     torch.manual_seed(cfg.seed)
     model_kwargs = cfg.model_kwargs(res)
@@ -182,10 +186,11 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         while epoch < cfg.epochs:
             sampler.set_epoch(epoch, start=pos)
             loader = DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                                pin_memory=dev.type == "cuda", persistent_workers=False)
+                                pin_memory=dev.type == "cuda", persistent_workers=False,
+                                drop_last=True)  # as the authors: a last batch of one cannot pass BatchNorm at 1x1
             limit = cfg.max_steps_per_epoch or None
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=None if (progress and main_proc) else True,
-                       initial=pos // cfg.batch_size, total=-(-len(index) // (cfg.batch_size * world)))
+                       initial=pos // cfg.batch_size, total=per_rank // cfg.batch_size)
             model.train()
             t_log, n_log = time.perf_counter(), 0
             batches = bar if limit is None or pos < limit * cfg.batch_size else ()  # resumed at the limit: epoch done

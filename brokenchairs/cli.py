@@ -17,13 +17,18 @@ from brokenchairs.errors import InputError
 
 
 class Group(click.Group):
-    """A click group that reports InputError as ``error: <file>: <problem>`` and exits 2."""
+    """A click group that reports bad input in one line and exits 2: InputError as
+    ``error: <file>: <problem>``, a bad option of a command as ``error: <command>: <click's message>``."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {where}: {exc.format_message()} (see {where} -h)", err=True)
             ctx.exit(2)
 
 

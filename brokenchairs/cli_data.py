@@ -125,8 +125,9 @@ def write_default_library(folder: Path, seed: int, size: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _setup(ctx, opts: dict, write_materials: bool):
-    """(out, refs, GenerateConfig) from options; the default material library is made once, atomically."""
+def _setup(ctx, opts: dict):
+    """(out, refs, GenerateConfig, materials folder) from options, every one checked; writes nothing."""
+    from brokenchairs.errors import check_int
     from brokenchairs.generation.generate import KINDS, GenerateConfig
     from brokenchairs.generation.materials.library import load_library
     from brokenchairs.generation.sources import partnet_refs, procedural_refs
@@ -136,26 +137,37 @@ def _setup(ctx, opts: dict, write_materials: bool):
         raise click.UsageError("give --shapes or --num-shapes, not both")
     kinds = KINDS if "all" in opts["anomalies"] else tuple(dict.fromkeys(opts["anomalies"]))
     out = Path(opts["out"])
-    cfg = GenerateConfig(anomalies=kinds, views_per_variant=opts["views_per_variant"] or 0,
-                         resolution=opts["resolution"], seed=opts["seed"],
-                         shard_size=opts["shard_size"], twins=bool(opts["twins"]),
-                         split_ratios=_ratios(opts["split_ratios"]),
-                         **({"samples": opts["samples"]} if opts["samples"] else {}))
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out is a file, not a folder")
+    given = {k: opts[k] for k in ("views_per_variant", "samples") if opts[k] is not None}
+    cfg = GenerateConfig(anomalies=kinds, resolution=opts["resolution"], seed=opts["seed"],
+                         shard_size=opts["shard_size"], twins=opts["twins"], split_ratios=_ratios(opts["split_ratios"]),
+                         **given)
     cfg.validate()
-    refs = (partnet_refs(opts["shapes_dir"]) if opts["shapes_dir"] is not None
-            else procedural_refs(opts["num_shapes"] or 8, opts["seed"]))
+    if opts["shapes_dir"] is not None:
+        refs = partnet_refs(opts["shapes_dir"])
+    else:
+        refs = procedural_refs(check_int("--num-shapes", 8 if opts["num_shapes"] is None else opts["num_shapes"], 1),
+                               opts["seed"])
     materials_dir = opts["materials_dir"]
-    if materials_dir is None:
-        materials_dir = out / "materials"
-        if write_materials and not materials_dir.is_dir():
-            write_default_library(materials_dir, opts["seed"], max(128, min(512, 2 * cfg.resolution)))
-    if write_materials:
-        load_library(materials_dir)  # validate before any rendering
+    default = materials_dir is None
+    if not default:
+        load_library(materials_dir)  # validate before anything is written or rendered
     # the default library lives in the dataset folder and is recorded relative to it, so the
     # members of a job array (each with its own folder) record one and the same config
-    default = opts["materials_dir"] is None
     cfg = GenerateConfig(**{**cfg.__dict__, "materials": "materials" if default else str(Path(materials_dir).resolve())})
     return out, refs, cfg
+
+
+def _default_library(out: Path, cfg) -> None:
+    """Write the default material library into OUT (once; array members may race) and check it."""
+    from brokenchairs.generation.materials.library import load_library
+
+    folder = out / cfg.materials
+    if cfg.materials == "materials":
+        if not folder.is_dir():
+            write_default_library(folder, cfg.seed, max(128, min(512, 2 * cfg.resolution)))
+        load_library(folder)
 
 
 @click.command("plan")
@@ -179,7 +191,7 @@ def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool
     from brokenchairs.generation.generate import plan, record_plan
     from brokenchairs.generation.plan import summarize
 
-    out, refs, cfg = _setup(ctx, opts, write_materials=False)
+    out, refs, cfg = _setup(ctx, opts)
     if write:
         units, tasks = record_plan(out, refs, cfg)
     else:
@@ -212,12 +224,16 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.generate import generate
+    from brokenchairs.generation.generate import check_plan, generate
+    from brokenchairs.generation.plan import check_share
 
     if dry_run:
         _print_plan(ctx, opts, workers, write=False, as_json=False)
         return
-    out, refs, cfg = _setup(ctx, opts, write_materials=True)
+    out, refs, cfg = _setup(ctx, opts)
+    check_share(num_shards, shard_index)
+    check_plan(out, refs, cfg)  # the folder holds no other dataset: refused before anything is written
+    _default_library(out, cfg)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(desc="generate", unit="unit", disable=None)
     kept, rejected, images, t0 = [0], [0], [0], time.perf_counter()
@@ -248,8 +264,8 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
 @click.option("--views", type=int, default=20, show_default=True, help="Views per shape (azimuths).")
 @click.option("--elevation", type=float, default=30.0, show_default=True, help="View elevation in degrees.")
-@click.option("--resolution", type=click.IntRange(min=8), default=256, show_default=True)
-@click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Encoder patch stride.")
+@click.option("--resolution", type=int, default=256, show_default=True)
+@click.option("--stride", type=int, default=8, show_default=True, help="Encoder patch stride.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=32, show_default=True, help="Shapes per shard.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
 @_execution_options
@@ -265,6 +281,7 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
     from tqdm import tqdm
 
     from brokenchairs.generation.dataset import read_dataset
+    from brokenchairs.generation.plan import check_share
     from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
     from brokenchairs.generation.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
 
@@ -272,6 +289,9 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
         raise click.UsageError("give at most one of --shapes, --num-shapes, --mesh")
     cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
     cfg.validate()
+    check_share(num_shards, shard_index)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out is a file, not a folder")
     recorded = (read_dataset(out) or {}).get("shapes")
     if mesh is not None:
         refs = [mesh_ref(mesh, up)]

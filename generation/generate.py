@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.generation.anomalies import ANOMALY_TYPES
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
 from brokenchairs.generation.dataset import claim_section, dataset_lock, read_dataset, update_dataset, write_dataset
@@ -32,6 +32,7 @@ from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ra
 from brokenchairs.shared_folder import write_atomic
 
 KINDS = ANOMALY_TYPES + ("normal",)
+MIN_RESOLUTION = 16  # the ground pass renders at 1/4 of it, and at 8 px its border no longer fits
 MANIFEST = "manifest.jsonl"
 
 
@@ -50,19 +51,29 @@ class GenerateConfig:
     materials: str = ""  # library folder: absolute, or relative to the dataset folder (the default "materials")
 
     def validate(self) -> None:
+        """Every field, with one line naming its option (a --config file bypasses click's checks)."""
+        if not self.anomalies:
+            raise InputError(None, f"--anomaly: give at least one of {', '.join(KINDS)} or all")
         unknown = [a for a in self.anomalies if a not in KINDS]
         if unknown:
             raise InputError(None, f"unknown anomaly type {unknown[0]!r}; use {', '.join(KINDS)} or all")
+        check_int("--resolution", self.resolution, MIN_RESOLUTION, 4096)  # the ground pass renders at 1/4
         if self.resolution % 8:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by 8 (the encoder stride)")
-        if not 0 <= self.views_per_variant <= 20:
-            raise InputError(None, f"--views-per-variant must be in 1..20 (azimuth grid), got {self.views_per_variant}")
-        if self.shard_size < 1:
-            raise InputError(None, f"--shard-size must be at least 1, got {self.shard_size}")
+        if self.views_per_variant != 0:  # 0: the Table 1 law
+            check_int("--views-per-variant", self.views_per_variant, 1, 20)  # the azimuth grid
+        check_int("--samples", self.samples, 1, 65536)
+        check_int("--seed", self.seed, 0)
+        check_int("--shard-size", self.shard_size, 1)
+        check_bool("--twins", self.twins)
+        check_bool("denoise", self.denoise)
+        check_number("fov_deg", self.fov_deg, 0, 180, exclusive=True)
+        if not isinstance(self.materials, str):
+            raise InputError(None, f"--materials expects a folder, got {self.materials!r}")
         try:
             check_ratios(tuple(self.split_ratios))
-        except ValueError as exc:
-            raise InputError(None, str(exc)) from exc
+        except (ValueError, TypeError) as exc:
+            raise InputError(None, f"--split-ratios: {exc}") from exc
 
 
 @dataclass
@@ -85,14 +96,8 @@ def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Uni
     return units, plan_tasks(out, units, cfg.shard_size, cfg.twins)
 
 
-def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
-    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json
-    (under the folder's lock: array members starting together each check and record the same plan)."""
-    cfg.validate()
-    if not refs:
-        raise InputError(out, "no shapes to generate from")
-    out = Path(out)
-    units, tasks = plan(out, refs, cfg)
+def _claim(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, tasks: list[QueryTask]):
+    """The change that records this plan in dataset.json, refusing a folder of another config or shapes."""
     ids = [r.shape_id for r in refs]
 
     def change(data: dict) -> dict:
@@ -106,7 +111,26 @@ def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[l
         data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
         return data
 
-    update_dataset(out, change)
+    return change
+
+
+def check_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> None:
+    """What ``record_plan`` would refuse, refused without writing anything."""
+    cfg.validate()
+    if not refs:
+        raise InputError(out, "no shapes to generate from")
+    _claim(Path(out), refs, cfg, plan(Path(out), refs, cfg)[1])(read_dataset(out) or {})
+
+
+def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
+    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json
+    (under the folder's lock: array members starting together each check and record the same plan)."""
+    cfg.validate()
+    if not refs:
+        raise InputError(out, "no shapes to generate from")
+    out = Path(out)
+    units, tasks = plan(out, refs, cfg)
+    update_dataset(out, _claim(out, refs, cfg, tasks))
     return units, tasks
 
 

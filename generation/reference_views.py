@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_int, check_number
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG, QUERY_RADIUS, reference_viewpoints
 from brokenchairs.generation.dataset import claim_section, update_dataset
 from brokenchairs.generation.executor import run_tasks
@@ -33,8 +33,12 @@ class ViewsConfig:
     radius: float = QUERY_RADIUS
 
     def validate(self) -> None:
-        if self.views < 1:
-            raise InputError(None, f"--views must be at least 1, got {self.views}")
+        check_int("--views", self.views, 1, 360)
+        check_number("--elevation", self.elevation_deg, -90, 90, exclusive=True)  # at +-90 the view has no up
+        check_int("--stride", self.stride, 1)
+        check_int("--resolution", self.resolution, 8, 4096)
+        check_number("fov_deg", self.fov_deg, 0, 180, exclusive=True)
+        check_number("radius", self.radius, 0, None, exclusive=True)
         if self.resolution % self.stride:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by the patch stride {self.stride}")
 
