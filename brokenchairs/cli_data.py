@@ -63,6 +63,9 @@ def _dataset_options(f):
                      help="train,val,test shares of the shapes (paper: 138K/13K/26K images)."),
         click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
                      help="SVBRDF library [default: a procedural one written to OUT/materials]."),
+        click.option("--skip-broken", is_flag=True,
+                     help="Leave out --shapes whose meshes cannot be loaded (each one is printed and recorded in "
+                          "dataset.json) [default: refuse to start when any is broken]."),
     ]):
         f = opt(f)
     return f
@@ -125,8 +128,9 @@ def write_default_library(folder: Path, seed: int, size: int) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _setup(ctx, opts: dict):
-    """(out, refs, GenerateConfig, materials folder) from options, every one checked; writes nothing."""
+def _setup(ctx, opts: dict, check_shapes: bool = True, workers: int | None = None):
+    """(out, refs, GenerateConfig, skipped shapes) from options, every one checked (``check_shapes``:
+    every mesh of --shapes loaded first, ``inventory.vet_refs``); writes nothing."""
     from brokenchairs.errors import check_int
     from brokenchairs.generation.generate import KINDS, GenerateConfig
     from brokenchairs.generation.materials.library import load_library
@@ -149,6 +153,16 @@ def _setup(ctx, opts: dict):
     else:
         refs = procedural_refs(check_int("--num-shapes", 8 if opts["num_shapes"] is None else opts["num_shapes"], 1),
                                opts["seed"])
+    skipped = []
+    if check_shapes:
+        from tqdm import tqdm
+
+        from brokenchairs.generation.inventory import vet_refs
+
+        with tqdm(total=len(refs), desc="checking shapes", unit="shape", disable=None, leave=False) as bar:
+            refs, skipped = vet_refs(refs, opts["skip_broken"], out, workers or os.cpu_count() or 1, bar.update)
+        for s in skipped:
+            click.echo(f"skipping broken shape {s['shape_id']}: {s['reason']}", err=True)
     materials_dir = opts["materials_dir"]
     default = materials_dir is None
     if not default:
@@ -156,7 +170,7 @@ def _setup(ctx, opts: dict):
     # the default library lives in the dataset folder and is recorded relative to it, so the
     # members of a job array (each with its own folder) record one and the same config
     cfg = GenerateConfig(**{**cfg.__dict__, "materials": "materials" if default else str(Path(materials_dir).resolve())})
-    return out, refs, cfg
+    return out, refs, cfg, skipped
 
 
 def _default_library(out: Path, cfg) -> None:
@@ -191,9 +205,9 @@ def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool
     from brokenchairs.generation.generate import plan, record_plan
     from brokenchairs.generation.plan import summarize
 
-    out, refs, cfg = _setup(ctx, opts)
+    out, refs, cfg, skipped = _setup(ctx, opts, check_shapes=write, workers=workers)
     if write:
-        units, tasks = record_plan(out, refs, cfg)
+        units, tasks = record_plan(out, refs, cfg, skipped)
     else:
         units, tasks = plan(out, refs, cfg)
     summary = summarize(refs, units, tasks, cfg.resolution, cfg.samples, cfg.twins, views_per_shape=20,
@@ -230,7 +244,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
     if dry_run:
         _print_plan(ctx, opts, workers, write=False, as_json=False)
         return
-    out, refs, cfg = _setup(ctx, opts)
+    out, refs, cfg, skipped = _setup(ctx, opts, workers=workers)
     check_share(num_shards, shard_index)
     check_plan(out, refs, cfg)  # the folder holds no other dataset: refused before anything is written
     _default_library(out, cfg)
@@ -246,7 +260,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
         bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(time.perf_counter() - t0, 1e-9):.2f}")
 
     stats = generate(out, refs, cfg, workers=workers, device=device, on_shard=progress, num_shards=num_shards,
-                     shard_index=shard_index, executor=executor, address=address, pin=pin)
+                     shard_index=shard_index, executor=executor, address=address, pin=pin, skipped=skipped)
     bar.close()
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     click.echo(f"{sum(stats.kept.values())} queries kept {dict(sorted(stats.kept.items()))} from {stats.images_rendered} "

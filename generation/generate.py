@@ -96,8 +96,9 @@ def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Uni
     return units, plan_tasks(out, units, cfg.shard_size, cfg.twins)
 
 
-def _claim(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, tasks: list[QueryTask]):
-    """The change that records this plan in dataset.json, refusing a folder of another config or shapes."""
+def _claim(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, tasks: list[QueryTask], skipped: list[dict] = ()):
+    """The change that records this plan in dataset.json, refusing a folder of another config or shapes.
+    ``skipped``: the broken shapes left out ({shape_id, reason}), recorded beside the shapes."""
     ids = [r.shape_id for r in refs]
 
     def change(data: dict) -> dict:
@@ -106,6 +107,8 @@ def _claim(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, tasks: list[Que
         if recorded and [r["shape_id"] for r in recorded] != ids:
             raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
         data["shapes"] = [r.to_json() for r in refs]
+        if skipped:
+            data["shapes_skipped"] = list(skipped)
         data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
                           "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
         data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
@@ -122,7 +125,8 @@ def check_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> None:
     _claim(Path(out), refs, cfg, plan(Path(out), refs, cfg)[1])(read_dataset(out) or {})
 
 
-def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
+def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig,
+                skipped: list[dict] = ()) -> tuple[list[Unit], list[QueryTask]]:
     """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json
     (under the folder's lock: array members starting together each check and record the same plan)."""
     cfg.validate()
@@ -130,18 +134,20 @@ def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[l
         raise InputError(out, "no shapes to generate from")
     out = Path(out)
     units, tasks = plan(out, refs, cfg)
-    update_dataset(out, _claim(out, refs, cfg, tasks))
+    update_dataset(out, _claim(out, refs, cfg, tasks, skipped))
     return units, tasks
 
 
 def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int = 1, device: str = "cpu",
              on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
-             executor: str = "local", address: str | None = None, pin: bool = True) -> GenerateStats:
+             executor: str = "local", address: str | None = None, pin: bool = True,
+             skipped: list[dict] = ()) -> GenerateStats:
     """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share;
+    ``skipped``: broken shapes left out of ``refs``, recorded in dataset.json;
     ``pin``: bind each local worker to its own cores (``executor.run_tasks``)."""
     out = Path(out)
     check_share(num_shards, shard_index)
-    units, tasks = record_plan(out, refs, cfg)
+    units, tasks = record_plan(out, refs, cfg, skipped)
     mine = task_share(tasks, num_shards, shard_index)
     remove_stale_tmp(out)
     remove_stale_tmp(out / "shards")
