@@ -26,6 +26,7 @@ write is an atomic rename).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import random
@@ -59,13 +60,7 @@ class Owner:
 
     @staticmethod
     def me() -> Owner:
-        host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
-        boot = re.sub(r"[^0-9a-f]", "", _read("/proc/sys/kernel/random/boot_id"))[:12] or "noboot"
-        try:
-            ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or "0"
-        except OSError:
-            ns = "0"
-        return Owner(host, f"{boot}n{ns}", os.getpid())
+        return _owner(os.getpid())  # per pid: a forked child is another owner
 
     @property
     def tag(self) -> str:
@@ -78,6 +73,17 @@ class Owner:
     def alive(self) -> bool:
         """Only meaningful when ``here()``."""
         return pid_alive(self.pid)
+
+
+@functools.lru_cache(maxsize=4)
+def _owner(pid: int) -> Owner:
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:40] or "host"
+    boot = re.sub(r"[^0-9a-f]", "", _read("/proc/sys/kernel/random/boot_id"))[:12] or "noboot"
+    try:
+        ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or "0"
+    except OSError:
+        ns = "0"
+    return Owner(host, f"{boot}n{ns}", pid)
 
 
 def tmp_path(path: Path) -> Path:

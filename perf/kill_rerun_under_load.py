@@ -5,8 +5,8 @@ while another process keeps a core busy, each compared with a clean run image by
     python perf/kill_rerun_under_load.py --trials 3 --shapes 3
 
 Per trial: a busy loop (`while True: pass`, one core) runs throughout; `generate` starts and is
-killed with SIGKILL (its whole process group) at a random moment of its expected run time, then
-re-run to completion; every array of every sample (image, masks, depth, cameras, box) is compared
+killed with SIGKILL (its whole process group) at a random moment -- once a random number of its
+shards are complete (none: during start-up), plus up to 3 s -- then re-run to completion; every array of every sample (image, masks, depth, cameras, box) is compared
 with the clean run's. Prints one line per trial and the count of identical trials.
 """
 
@@ -60,6 +60,10 @@ def compare(ref: dict, got: dict) -> tuple[int, list[str]]:
     return bad, notes
 
 
+def complete(out: Path) -> int:
+    return len(list((out / "shards").glob("queries-*.h5"))) if (out / "shards").is_dir() else 0
+
+
 def digest(root: Path) -> str:
     h = hashlib.sha256()
     for sid, arrays in sorted(samples(root).items()):
@@ -94,25 +98,29 @@ def main() -> None:
     identical = 0
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
+        total = len(json.loads((ref / "dataset.json").read_text())["queries"]["shards"])
         for trial in range(args.trials):
             out = work / f"trial-{trial:02d}"
-            shutil.rmtree(out, ignore_errors=True)
-            at = rng.uniform(0.02, 0.95) * clean_s * 1.5  # the busy core slows the run down
-            proc = subprocess.Popen(_cmd(out, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    start_new_session=True)
-            try:
-                proc.wait(timeout=at)
-                killed = False
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            killed = False
+            while not killed:  # a run that finishes before its kill moment is no trial: draw again
+                shutil.rmtree(out, ignore_errors=True)
+                # the moment: a random number of complete shards (0: during start-up), then up to 3 s more
+                after, delay = rng.randrange(0, total - 1), rng.uniform(0, 3)
+                proc = subprocess.Popen(_cmd(out, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        start_new_session=True)
+                while proc.poll() is None and complete(out) < after:
+                    time.sleep(0.02)
+                time.sleep(delay)
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    killed = True
                 proc.wait()
-                killed = True
-            shards = len(list((out / "shards").glob("queries-*.h5"))) if (out / "shards").is_dir() else 0
+            shards = complete(out)
             subprocess.run(_cmd(out, args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             bad, notes = compare(reference, samples(out))
             identical += bad == 0
-            what = f"killed at {at:.0f} s with {shards} shards complete" if killed else f"finished before {at:.0f} s"
-            print(f"trial {trial + 1:2d}: {what}; rerun: {bad} of {len(reference)} images differ"
+            print(f"trial {trial + 1:2d}: killed {delay:.1f} s after {after} of {total} shards were complete "
+                  f"({shards} at the kill); rerun: {bad} of {len(reference)} images differ"
                   + "".join(f"\n    {n}" for n in notes[:5]), flush=True)
     finally:
         busy.kill()
