@@ -1,12 +1,12 @@
 """Checkpoints: model + optimiser + position + every RNG state, so ``--resume`` continues exactly.
 
-A checkpoint is written to a temporary name and renamed (a killed run never leaves a torn file).
+A checkpoint is written to a temporary name of its own, flushed to the disk and renamed (a killed
+run, even one killed with SIGKILL or by a node failure, never leaves a torn file).
 Loading names the file in one line when it is not a checkpoint or holds another model.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -17,6 +17,7 @@ from torch import nn
 
 from brokenchairs.errors import InputError
 from brokenchairs.models import build_model
+from brokenchairs.shared_folder import write_atomic
 
 FORMAT = "brokenchairs-checkpoint/2"  # /2: the position inside an epoch counts batches
 
@@ -45,10 +46,7 @@ def save_checkpoint(path: Path, *, model: nn.Module, model_name: str, model_kwar
              "state_dict": model.state_dict(), "epoch": epoch, "pos": pos, "step": step, "resolution": resolution,
              "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(),
              "generator": generator.get_state() if generator is not None else None}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, lambda f: torch.save(state, f), sync=True)  # a temporary of this write, flushed, renamed
 
 
 def read_checkpoint(path: Path, model_name: str | None = None) -> dict:

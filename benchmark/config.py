@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from brokenchairs.data_manifests import load_json
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.models.registry import MODEL_NAMES, spec
 
 
@@ -73,31 +73,31 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA; CPU runs in fp32
     log_every: int = 10
     max_steps_per_epoch: int = 0  # 0 = whole epoch
+    checkpoint_every: int = 500  # optimiser steps between exact-resume checkpoints (last.pt) inside an epoch; 0 = epoch ends only
 
     def validate(self, source: Path | None = None) -> None:
         if self.model not in MODEL_NAMES:
             raise InputError(source, f"unknown model {self.model!r}; known: {', '.join(MODEL_NAMES)}")
-        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "head_dim", "blocks",
-                     "ff_mult", "topk", "box_layers", "vlfa_points", "proj_hidden", "proj_dim"):
-            if getattr(self, name) < 1:
-                raise InputError(source, f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("lr_drop", "workers", "shapes_per_batch", "max_steps_per_epoch", "grad_clip", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise InputError(source, f"{name} must not be negative, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise InputError(source, f"lr must be positive, got {self.lr}")
-        if not (0 <= self.vlfa_weight <= 1):
-            raise InputError(source, f"vlfa_weight is a in [0, 1], got {self.vlfa_weight}")
-        if self.tau <= 0:
-            raise InputError(source, f"tau must be positive, got {self.tau}")
-        if self.momentum is not None and not (0 <= self.momentum < 1):
-            raise InputError(source, f"momentum must be in [0, 1) or none, got {self.momentum}")
-        if self.vlfa_losses not in ("both", "query-view", "view-view", "none"):
-            raise InputError(source, f"vlfa_losses must be both, query-view, view-view or none, got {self.vlfa_losses!r}")
-        if self.vlfa_query_labels not in ("pseudo", "camera"):
-            raise InputError(source, f"vlfa_query_labels must be pseudo or camera, got {self.vlfa_query_labels!r}")
-        if self.encoder_head not in ("panoptic", "fpn"):
-            raise InputError(source, f"encoder_head must be panoptic or fpn, got {self.encoder_head!r}")
+        for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "head_dim", "blocks", "ff_mult",
+                     "topk", "box_layers", "vlfa_points", "proj_hidden", "proj_dim", "embed", "log_every", "group_shapes"):
+            check_int(name, getattr(self, name), 1, source=source)
+        for name in ("workers", "cache_shapes", "seed", "max_steps_per_epoch", "checkpoint_every", "lr_drop",
+                     "shapes_per_batch"):
+            check_int(name, getattr(self, name), 0, source=source)
+        check_number("lr", self.lr, 0, None, source, exclusive=True)
+        check_number("tau", self.tau, 0, None, source, exclusive=True)
+        for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin"):
+            check_number(name, getattr(self, name), 0, None, source)
+        for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight"):
+            check_number(name, getattr(self, name), 0, 1, source)
+        if self.momentum is not None:
+            check_number("momentum", self.momentum, 0, 1, source)
+        for name in ("box_head", "augment", "amp"):
+            check_bool(name, getattr(self, name), source)
+        for name, allowed in (("vlfa_losses", ("both", "query-view", "view-view", "none")),
+                              ("vlfa_query_labels", ("pseudo", "camera")), ("encoder_head", ("panoptic", "fpn"))):
+            if getattr(self, name) not in allowed:
+                raise InputError(source, f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
     def model_kwargs(self, resolution: int) -> dict:
         """Constructor overrides for ``models.build_model``: the fields this model's spec accepts."""

@@ -1,4 +1,4 @@
-"""The paper's metrics (Table 2 + section 5), computed with scikit-learn / torchvision.
+"""The paper's metrics (Table 2 + section 5), computed with scikit-learn (and numpy for box IoU).
 
 ``compute_metrics`` takes per-sample arrays and returns a JSON-ready dict:
 - ``auc``, ``accuracy`` (threshold 0.5 on the sigmoid score), ``precision``/``recall``/``f1`` of

@@ -67,10 +67,9 @@ def white_background(image: np.ndarray) -> bool:
 def reference_batch(mesh: Path, up: str, out: Path, resolution: int, views: int) -> dict:
     from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
     from brokenchairs.generation.shards import read_views
-    from brokenchairs.generation.sources import load_ref, mesh_ref
+    from brokenchairs.generation.sources import mesh_ref
 
     ref = mesh_ref(mesh, up)
-    load_ref(ref)  # a bad mesh fails here, before anything is written
     root = out / "reference"
     render_reference_views(root, [ref], ViewsConfig(views=max(views, 1), resolution=resolution), workers=1)
     vs = read_views(root / "shards" / "views-00000.h5", ref.shape_id)
@@ -88,8 +87,11 @@ def predict(mesh: Path, images: list[Path], checkpoint: Path, out: Path, up: str
     if spec(name).views:
         require_render(f"predict with {name} (it renders the mesh's reference views)")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     photos = [load_photo(Path(p), res) for p in images]  # every photo is checked before any rendering
+    from brokenchairs.generation.sources import load_ref, mesh_ref
+
+    load_ref(mesh_ref(mesh, up))  # and the mesh: a bad one fails here, before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     refs = reference_batch(Path(mesh), up, out, res, views) if spec(name).views else {}
     model.eval().to(device)
     results = []

@@ -2,15 +2,19 @@
 
 A run folder holds ``config.json`` (the resolved config), ``metrics.csv`` (one row per logged
 step and per validation), TensorBoard event files under ``tb/``, and checkpoints ``last.pt``
-(every epoch end and on SIGINT/SIGTERM) plus ``epoch-NNN.pt``. ``resume=True`` restores the
-model, optimiser, RNG states and the position (in batches) inside the epoch, so the loss trajectory continues
-exactly as an uninterrupted run (loader randomness is seeded per sample, see ``data.py``).
+(every ``checkpoint_every`` steps, every epoch end and on SIGINT/SIGTERM; each written to a
+temporary of its own, flushed and renamed, so a ``kill -9`` at any moment leaves the previous one
+whole) plus ``epoch-NNN.pt``. ``resume=True`` restores the model, optimiser, RNG states and the
+position (in batches) inside the epoch, so the loss trajectory continues exactly as an
+uninterrupted run (loader randomness is seeded per sample, see ``data.py``); rows and TensorBoard
+events that a killed run logged after its last checkpoint are dropped and logged again.
 Under DDP only rank 0 writes.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import signal
@@ -31,6 +35,7 @@ from brokenchairs.benchmark.inference import autocast, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.errors import InputError
 from brokenchairs.models import build_model, spec
+from brokenchairs.shared_folder import sweep, write_atomic
 
 CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "triplet", "push",
               "samples_per_s", "lr", "auc", "accuracy"]
@@ -98,6 +103,18 @@ class CsvLog:
             with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, CSV_FIELDS, extrasaction="ignore").writerow(row)
 
+    def drop_after(self, step: int) -> None:
+        """Forget rows of steps after ``step`` (the checkpoint a resumed run starts from)."""
+        if not (self.enabled and self.path.exists()):
+            return
+        with self.path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if (r.get("step") or "").isdigit() and int(r["step"]) <= step]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(self.path, buf.getvalue())
+
 
 def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device: str = "auto", progress: bool = True,
           stop_after_steps: int | None = None) -> TrainResult:
@@ -110,10 +127,8 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     main_proc = rank == 0
     run = Path(run)
     ckpt_path = run / "last.pt"
-    if main_proc:
-        if (run / "config.json").exists() and not resume:
-            raise InputError(run, "run folder already holds a run: pass --resume to continue it, or use a new --out")
-        run.mkdir(parents=True, exist_ok=True)
+    if main_proc and (run / "config.json").exists() and not resume:
+        raise InputError(run, "run folder already holds a run: pass --resume to continue it, or use a new --out")
     state = None
     if resume:
         if not ckpt_path.is_file():
@@ -129,6 +144,9 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                       with_query_xyz=model_spec.query_xyz or (model_spec.vlfa and cfg.vlfa_query_labels == "camera"))
     sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
                            group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch)
+    if len(sampler) < 1:  # every batch is full (drop_last): fewer samples would train nothing
+        raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {len(index)} queries, fewer than "
+                                                      f"one batch of {cfg.batch_size} per process: lower --batch-size")
 
     torch.manual_seed(cfg.seed)
     model_kwargs = cfg.model_kwargs(res)
@@ -146,12 +164,16 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
             gen.set_state(state["generator"])
     net = DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
 
-    if main_proc:
+    val_index = _val_index(cfg, data) if main_proc else None  # read once, scored after every epoch
+    if main_proc:  # every input checked: only now the run folder is made
+        run.mkdir(parents=True, exist_ok=True)
+        sweep(run)  # temporaries of checkpoints whose writer was killed
         (run / "config.json").write_text(json.dumps(cfg.to_json() | {"data": str(Path(data).resolve()),
                                                                      "resolution": res}, indent=1))
-    val_index = _val_index(cfg, data) if main_proc else None  # read once, scored after every epoch
     log = CsvLog(run / "metrics.csv", main_proc)
-    tb = _tensorboard(run, main_proc)
+    if state is not None:  # rows logged after the checkpoint by a run killed later are logged again
+        log.drop_after(step)
+    tb = _tensorboard(run, main_proc, purge_step=step + 1 if state is not None else None)
     result = TrainResult(run=run, steps=step, rank=rank)
     t_start = time.perf_counter()
 
@@ -173,7 +195,8 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                        initial=pos, total=pos + len(sampler))
             model.train()
             t_log, n_log = time.perf_counter(), 0
-            for raw in bar:
+            batches = bar if limit is None or pos < limit else ()  # resumed at the limit: epoch done
+            for raw in batches:
                 batch = prepare_batch(raw, dev)
                 with autocast(dev, cfg.amp):
                     out = net(batch)
@@ -205,6 +228,8 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                     t_log, n_log = time.perf_counter(), 0
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                 hit_limit = limit is not None and pos >= limit
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:  # survives kill -9 (OOM, node loss)
+                    checkpoint(ckpt_path, epoch, pos)
                 if stop.flag or (stop_after_steps is not None and steps_this_call >= stop_after_steps):
                     checkpoint(ckpt_path, epoch, pos)
                     result.interrupted = True
@@ -234,12 +259,14 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr * (cfg.lr_gamma ** (epoch // cfg.lr_drop) if cfg.lr_drop else 1.0)
 
 
-def _tensorboard(run: Path, enabled: bool):
+def _tensorboard(run: Path, enabled: bool, purge_step: int | None = None):
+    """``purge_step``: on resume, events from that step on (logged by a run killed after its
+    checkpoint) are hidden, as TensorBoard does for a restarted writer."""
     if not enabled:
         return None
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(run / "tb"))
+    return SummaryWriter(str(run / "tb"), purge_step=purge_step)
 
 
 def _val_index(cfg: TrainConfig, data: Path) -> DatasetIndex | None:

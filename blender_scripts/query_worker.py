@@ -76,6 +76,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
     cams = [camera_for(v, target) for v in views]
     renderer.set_light(light_id)
     renderer.set_parts(shape.parts(), index_of, assignment, _state["by_name"])
+    renderer.new_session()  # the unit's images depend on the unit alone, not on this worker's history
     qc: QCConfig = _state["qc"]
     k = index_of[record.part_id] if record is not None else 0
     # Quality control needs only the object-index pass, which Cycles writes from the first camera

@@ -18,13 +18,18 @@ from brokenchairs.extras import require_render
 
 
 class Group(click.Group):
-    """A click group that reports InputError as ``error: <file>: <problem>`` and exits 2."""
+    """A click group that reports bad input in one line and exits 2: InputError as
+    ``error: <file>: <problem>``, a bad option of a command as ``error: <command>: <click's message>``."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except InputError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+            click.echo(f"error: {where}: {exc.format_message()} (see {where} -h)", err=True)
             ctx.exit(2)
 
 
@@ -72,11 +77,28 @@ def shapes_synth(count: int, seed: int, start: int, out: Path) -> None:
     click.echo(f"wrote {count} chairs to {out} in {dt:.2f} s ({count / dt:.1f} chairs/s)")
 
 
+def _check_folder(folder: Path, workers: int | None) -> list:
+    """Every shape under ``folder`` loaded (a progress bar on a terminal); the broken ones."""
+    import os
+
+    from tqdm import tqdm
+
+    from brokenchairs.generation.inventory import check_shapes, stray_folders
+    from brokenchairs.generation.partnet import find_shape_dirs
+
+    dirs = find_shape_dirs(folder)
+    with tqdm(total=len(dirs), desc="loading meshes", unit="shape", disable=None, leave=False) as bar:
+        broken = check_shapes(dirs, workers or os.cpu_count() or 1, bar.update)
+    return stray_folders(folder) + broken
+
+
 @shapes.command("info")
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def shapes_info(folder: Path, as_json: bool) -> None:
-    """Table of shapes, families, parts per shape and the leaf-label histogram.
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes loading meshes [default: cores].")
+def shapes_info(folder: Path, as_json: bool, workers: int | None) -> None:
+    """Table of shapes, families, parts per shape and the leaf-label histogram; loads every mesh and
+    lists each broken shape with its reason (exit code 1 if any).
 
     \b
     Example: brokenchairs shapes info ../shared/data/partnet-chairs --json
@@ -84,7 +106,37 @@ def shapes_info(folder: Path, as_json: bool) -> None:
     from brokenchairs.generation.inventory import format_inventory, inventory
 
     inv = inventory(folder)
-    click.echo(json.dumps(inv.summary(), indent=1) if as_json else format_inventory(inv))
+    broken = _check_folder(folder, workers)
+    if as_json:
+        click.echo(json.dumps(inv.summary() | {"broken": [b.__dict__ for b in broken]}, indent=1))
+    else:
+        click.echo(format_inventory(inv))
+        click.echo(f"broken shapes    {len(broken)}")
+        for b in broken:
+            click.echo(f"  {b.line()}")
+    if broken:
+        raise SystemExit(1)
+
+
+@shapes.command("check")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes loading meshes [default: cores].")
+def shapes_check(folder: Path, workers: int | None) -> None:
+    """Load every mesh of every shape; print each broken shape with its reason, exit code 1 if any.
+
+    \b
+    generate --shapes runs the same check first (and refuses broken shapes, or skips them with --skip-broken).
+    Example: brokenchairs shapes check /path/to/PartNet/data_v0 --workers 16
+    """
+    from brokenchairs.generation.partnet import find_shape_dirs
+
+    n = len(find_shape_dirs(folder))
+    broken = _check_folder(folder, workers)
+    for b in broken:
+        click.echo(b.line())
+    click.echo(f"{n} shapes checked, {len(broken)} broken", err=bool(broken))
+    if broken:
+        raise SystemExit(1)
 
 
 @shapes.command("preview")

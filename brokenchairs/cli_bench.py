@@ -31,21 +31,27 @@ def _device(device: str) -> str:
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Per process (per GPU under torchrun).")
 @click.option("--lr", type=float, default=None)
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="DataLoader worker processes.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
+              help="Steps between exact-resume checkpoints (RUN/last.pt) inside an epoch, so a kill -9 loses at most "
+                   "that many; 0 = epoch ends only [default: the config's checkpoint_every].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
 @DEVICE
-def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, lr, workers, resume, device):
+def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, lr, workers, checkpoint_every, resume,
+              device):
     """Train a model of Table 2 on a dataset's train split (DDP when started by torchrun).
 
     \b
     Example: brokenchairs train --model cmt --data data/ --out runs/cmt
              brokenchairs train --model cmt --data data/ --out runs/tiny --preset tiny
              torchrun --nproc_per_node 4 -m brokenchairs train --model cmt --data data/ --out runs/cmt
-    Ctrl-C (or SIGTERM) saves RUN/last.pt; add --resume to continue exactly.
+    RUN/last.pt is saved every --checkpoint-every steps, at each epoch end and on Ctrl-C (or SIGTERM);
+    after any of these, or a kill -9, add --resume to continue exactly.
     """
     from brokenchairs.benchmark.config import parse_sets, resolve_config
     from brokenchairs.benchmark.train import train
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers}
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers,
+             "checkpoint_every": checkpoint_every}
     cfg = resolve_config(model, preset, config_file, parse_sets(sets), flags)
     result = train(cfg, data, out, resume=resume, device=device)
     if result.rank != 0:

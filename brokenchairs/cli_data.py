@@ -70,6 +70,9 @@ def _dataset_options(f):
                      help="train,val,test shares of the shapes (paper: 138K/13K/26K images)."),
         click.option("--materials", "materials_dir", type=click.Path(path_type=Path), default=None,
                      help="SVBRDF library [default: a procedural one written to OUT/materials]."),
+        click.option("--skip-broken", is_flag=True,
+                     help="Leave out --shapes whose meshes cannot be loaded (each one is printed and recorded in "
+                          "dataset.json) [default: refuse to start when any is broken]."),
     ]):
         f = opt(f)
     return f
@@ -110,10 +113,34 @@ def _ratios(text: str) -> tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
-def _setup(ctx, opts: dict, write_materials: bool):
-    """(out, refs, GenerateConfig) from options; the default material library is made once, atomically."""
+def write_default_library(folder: Path, seed: int, size: int) -> None:
+    """The procedural library, built in a temporary folder of this write (host, pid and a nonce in
+    its name: array members that are all pid 1 in their containers never share one) and renamed
+    into place; when another member got there first, its library (same seed, same maps) stays."""
+    import shutil
+
+    from brokenchairs.generation.materials.library import synth_library
+    from brokenchairs.shared_folder import sweep, tmp_path
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    sweep(folder.parent)  # libraries half-written by members that died
+    tmp = tmp_path(folder)
+    try:
+        list(synth_library(40, seed, tmp, size))
+        os.rename(tmp, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _setup(ctx, opts: dict, check_shapes: bool = True, workers: int | None = None):
+    """(out, refs, GenerateConfig, skipped shapes) from options, every one checked (``check_shapes``:
+    every mesh of --shapes loaded first, ``inventory.vet_refs``); writes nothing."""
+    from brokenchairs.errors import check_int
     from brokenchairs.generation.generate import KINDS, GenerateConfig
-    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.materials.library import load_library
     from brokenchairs.generation.sources import partnet_refs, procedural_refs
 
     opts = _merge_config(ctx, dict(opts))
@@ -121,34 +148,47 @@ def _setup(ctx, opts: dict, write_materials: bool):
         raise click.UsageError("give --shapes or --num-shapes, not both")
     kinds = KINDS if "all" in opts["anomalies"] else tuple(dict.fromkeys(opts["anomalies"]))
     out = Path(opts["out"])
-    cfg = GenerateConfig(anomalies=kinds, views_per_variant=opts["views_per_variant"] or 0,
-                         resolution=opts["resolution"], seed=opts["seed"],
-                         shard_size=opts["shard_size"], twins=bool(opts["twins"]),
-                         balance=opts["balance"], min_anomaly_pixels=opts["min_anomaly_pixels"],
-                         split_ratios=_ratios(opts["split_ratios"]),
-                         **({"samples": opts["samples"]} if opts["samples"] else {}))
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out is a file, not a folder")
+    given = {k: opts[k] for k in ("views_per_variant", "samples") if opts[k] is not None}
+    cfg = GenerateConfig(anomalies=kinds, resolution=opts["resolution"], seed=opts["seed"],
+                         shard_size=opts["shard_size"], twins=opts["twins"], split_ratios=_ratios(opts["split_ratios"]),
+                         balance=opts["balance"], min_anomaly_pixels=opts["min_anomaly_pixels"], **given)
     cfg.validate()
-    refs = (partnet_refs(opts["shapes_dir"]) if opts["shapes_dir"] is not None
-            else procedural_refs(opts["num_shapes"] or 8, opts["seed"]))
-    materials_dir = opts["materials_dir"]
-    if materials_dir is None:
-        materials_dir = out / "materials"
-        if write_materials and not materials_dir.is_dir():
-            tmp = out / f".materials.tmp-{os.getpid()}"
-            list(synth_library(40, opts["seed"], tmp, max(128, min(512, 2 * cfg.resolution))))
-            try:
-                os.replace(tmp, materials_dir)
-            except OSError:  # another job of the array made it first: same seed, same library
-                import shutil
+    if opts["shapes_dir"] is not None:
+        refs = partnet_refs(opts["shapes_dir"])
+    else:
+        refs = procedural_refs(check_int("--num-shapes", 8 if opts["num_shapes"] is None else opts["num_shapes"], 1),
+                               opts["seed"])
+    skipped = []
+    if check_shapes:
+        from tqdm import tqdm
 
-                shutil.rmtree(tmp, ignore_errors=True)
-    if write_materials:
-        load_library(materials_dir)  # validate before any rendering
+        from brokenchairs.generation.inventory import vet_refs
+
+        with tqdm(total=len(refs), desc="checking shapes", unit="shape", disable=None, leave=False) as bar:
+            refs, skipped = vet_refs(refs, opts["skip_broken"], out, workers or os.cpu_count() or 1, bar.update)
+        for s in skipped:
+            click.echo(f"skipping broken shape {s['shape_id']}: {s['reason']}", err=True)
+    materials_dir = opts["materials_dir"]
+    default = materials_dir is None
+    if not default:
+        load_library(materials_dir)  # validate before anything is written or rendered
     # the default library lives in the dataset folder and is recorded relative to it, so the
     # members of a job array (each with its own folder) record one and the same config
-    default = opts["materials_dir"] is None
     cfg = GenerateConfig(**{**cfg.__dict__, "materials": "materials" if default else str(Path(materials_dir).resolve())})
-    return out, refs, cfg
+    return out, refs, cfg, skipped
+
+
+def _default_library(out: Path, cfg) -> None:
+    """Write the default material library into OUT (once; array members may race) and check it."""
+    from brokenchairs.generation.materials.library import load_library
+
+    folder = out / cfg.materials
+    if cfg.materials == "materials":
+        if not folder.is_dir():
+            write_default_library(folder, cfg.seed, max(128, min(512, 2 * cfg.resolution)))
+        load_library(folder)
 
 
 @click.command("plan")
@@ -172,9 +212,9 @@ def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool
     from brokenchairs.generation.generate import plan, record_plan
     from brokenchairs.generation.plan import summarize
 
-    out, refs, cfg = _setup(ctx, opts, write_materials=False)
+    out, refs, cfg, skipped = _setup(ctx, opts, check_shapes=write, workers=workers)
     if write:
-        units, tasks = record_plan(out, refs, cfg)
+        units, tasks = record_plan(out, refs, cfg, skipped)
     else:
         units, tasks = plan(out, refs, cfg)
     summary = summarize(refs, units, tasks, cfg.resolution, cfg.samples, cfg.twins, views_per_shape=20,
@@ -205,13 +245,17 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.generate import generate
+    from brokenchairs.generation.generate import check_plan, generate
+    from brokenchairs.generation.plan import check_share
 
     if dry_run:
         _print_plan(ctx, opts, workers, write=False, as_json=False)
         return
     require_render("generate")
-    out, refs, cfg = _setup(ctx, opts, write_materials=True)
+    out, refs, cfg, skipped = _setup(ctx, opts, workers=workers)
+    check_share(num_shards, shard_index)
+    check_plan(out, refs, cfg)  # the folder holds no other dataset: refused before anything is written
+    _default_library(out, cfg)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(desc="generate", unit="unit", disable=None)
     kept, rejected, images, t0 = [0], [0], [0], time.perf_counter()
@@ -224,7 +268,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
         bar.set_postfix(kept=kept[0], rejected=rejected[0], img_per_s=f"{images[0] / max(time.perf_counter() - t0, 1e-9):.2f}")
 
     stats = generate(out, refs, cfg, workers=workers, device=device, on_shard=progress, num_shards=num_shards,
-                     shard_index=shard_index, executor=executor, address=address, pin=pin)
+                     shard_index=shard_index, executor=executor, address=address, pin=pin, skipped=skipped)
     bar.close()
     share = f" (share {shard_index} of {num_shards})" if num_shards > 1 else ""
     click.echo(f"{sum(stats.kept.values())} queries kept {dict(sorted(stats.kept.items()))} from {stats.images_rendered} "
@@ -242,8 +286,8 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
 @click.option("--views", type=int, default=20, show_default=True, help="Views per shape (azimuths).")
 @click.option("--elevation", type=float, default=30.0, show_default=True, help="View elevation in degrees.")
-@click.option("--resolution", type=click.IntRange(min=8), default=256, show_default=True)
-@click.option("--stride", type=click.IntRange(min=1), default=8, show_default=True, help="Encoder patch stride.")
+@click.option("--resolution", type=int, default=256, show_default=True)
+@click.option("--stride", type=int, default=8, show_default=True, help="Encoder patch stride.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=32, show_default=True, help="Shapes per shard.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
 @_execution_options
@@ -259,6 +303,7 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
     from tqdm import tqdm
 
     from brokenchairs.generation.dataset import read_dataset
+    from brokenchairs.generation.plan import check_share
     from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
     from brokenchairs.generation.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
 
@@ -267,6 +312,9 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
     require_render("render-views")
     cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
     cfg.validate()
+    check_share(num_shards, shard_index)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "--out is a file, not a folder")
     recorded = (read_dataset(out) or {}).get("shapes")
     if mesh is not None:
         refs = [mesh_ref(mesh, up)]

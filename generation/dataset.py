@@ -1,17 +1,22 @@
 """``dataset.json``: schema version, shape list, and the config of each product (views, queries).
 
-Updated atomically (temp file + rename). A section records the config it was made with; writing
-into a folder whose section holds another config is refused, so one folder never mixes data.
+Every change is a read-modify-write under the folder's lock (``update_dataset``; an ``O_EXCL`` lock
+file that works on a network file system, ``brokenchairs.shared_folder``) ending in an atomic
+rename of a temporary of its own, so job-array members that start or finish together -- on one
+host or several -- never lose each other's changes or find their temporary gone. A section
+records the config it was made with; writing into a folder whose section holds another config is
+refused, so one folder never mixes data.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shards import SCHEMA_VERSION
+from brokenchairs.shared_folder import locked, write_atomic
 
 DATASET_FILE = "dataset.json"
 
@@ -30,17 +35,29 @@ def read_dataset(root: Path) -> dict | None:
 
 
 def write_dataset(root: Path, data: dict) -> None:
+    """Replace dataset.json atomically; callers that read it first hold ``dataset_lock`` (or use ``update_dataset``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    data = {**data, "schema_version": SCHEMA_VERSION}
-    tmp = root / f".{DATASET_FILE}.tmp"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, root / DATASET_FILE)
+    write_atomic(root / DATASET_FILE, json.dumps({**data, "schema_version": SCHEMA_VERSION}, indent=1, sort_keys=True))
 
 
-def claim_section(root: Path, section: str, config: dict) -> dict:
-    """Record ``config`` under ``section`` or check it equals the one recorded; returns the dataset."""
-    data = read_dataset(root) or {}
+def dataset_lock(root: Path):
+    """The folder's lock: hold it around any read-modify-write of dataset.json or manifest.jsonl."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    return locked(root / DATASET_FILE)
+
+
+def update_dataset(root: Path, change: Callable[[dict], dict]) -> dict:
+    """Under the folder's lock: read dataset.json ({} if absent), apply ``change``, write the result."""
+    with dataset_lock(root):
+        data = change(read_dataset(root) or {})
+        write_dataset(root, data)
+    return data
+
+
+def claim_section(data: dict, section: str, config: dict, root: Path) -> dict:
+    """Record ``config`` under ``section`` of ``data`` or check it equals the one recorded."""
     config = json.loads(json.dumps(config))  # compare as stored (tuples become lists)
     old = data.get(section, {}).get("config")
     if old is not None and old != config:

@@ -19,18 +19,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
-from brokenchairs.generation.dataset import claim_section, read_dataset, write_dataset
+from brokenchairs.generation.dataset import claim_section, dataset_lock, read_dataset, update_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
 from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
-from brokenchairs.generation.plan import BALANCES, QueryTask, Unit, plan_tasks, plan_units, task_share
+from brokenchairs.generation.plan import BALANCES, QueryTask, Unit, check_share, plan_tasks, plan_units, task_share
 from brokenchairs.generation.queries import ANOMALY_TYPES
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios
+from brokenchairs.shared_folder import write_atomic
 
 KINDS = ANOMALY_TYPES + ("normal",)
+MIN_RESOLUTION = 16  # the ground pass renders at 1/4 of it, and at 8 px its border no longer fits
 MANIFEST = "manifest.jsonl"
 
 
@@ -51,23 +53,32 @@ class GenerateConfig:
     min_anomaly_pixels: int = 0  # > 0: an anomaly must cover this many pixels at the rendered resolution
 
     def validate(self) -> None:
+        """Every field, with one line naming its option (a --config file bypasses click's checks)."""
+        if not self.anomalies:
+            raise InputError(None, f"--anomaly: give at least one of {', '.join(KINDS)} or all")
         unknown = [a for a in self.anomalies if a not in KINDS]
         if unknown:
             raise InputError(None, f"unknown anomaly type {unknown[0]!r}; use {', '.join(KINDS)} or all")
+        check_int("--resolution", self.resolution, MIN_RESOLUTION, 4096)  # the ground pass renders at 1/4
         if self.resolution % 8:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by 8 (the encoder stride)")
-        if not 0 <= self.views_per_variant <= 20:
-            raise InputError(None, f"--views-per-variant must be in 1..20 (azimuth grid), got {self.views_per_variant}")
+        if self.views_per_variant != 0:  # 0: the Table 1 law
+            check_int("--views-per-variant", self.views_per_variant, 1, 20)  # the azimuth grid
+        check_int("--samples", self.samples, 1, 65536)
+        check_int("--seed", self.seed, 0)
+        check_int("--shard-size", self.shard_size, 1)
+        check_bool("--twins", self.twins)
+        check_bool("denoise", self.denoise)
+        check_number("fov_deg", self.fov_deg, 0, 180, exclusive=True)
+        if not isinstance(self.materials, str):
+            raise InputError(None, f"--materials expects a folder, got {self.materials!r}")
         if self.balance not in BALANCES:
             raise InputError(None, f"--balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
-        if self.min_anomaly_pixels < 0:
-            raise InputError(None, f"--min-anomaly-pixels must not be negative, got {self.min_anomaly_pixels}")
-        if self.shard_size < 1:
-            raise InputError(None, f"--shard-size must be at least 1, got {self.shard_size}")
+        check_int("--min-anomaly-pixels", self.min_anomaly_pixels, 0)
         try:
             check_ratios(tuple(self.split_ratios))
-        except ValueError as exc:
-            raise InputError(None, str(exc)) from exc
+        except (ValueError, TypeError) as exc:
+            raise InputError(None, f"--split-ratios: {exc}") from exc
 
 
 @dataclass
@@ -90,37 +101,60 @@ def plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Uni
     return units, plan_tasks(out, units, cfg.shard_size, cfg.twins)
 
 
-def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> tuple[list[Unit], list[QueryTask]]:
-    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json."""
+def _claim(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, tasks: list[QueryTask], skipped: list[dict] = ()):
+    """The change that records this plan in dataset.json, refusing a folder of another config or shapes.
+    ``skipped``: the broken shapes left out ({shape_id, reason}), recorded beside the shapes."""
+    ids = [r.shape_id for r in refs]
+
+    def change(data: dict) -> dict:
+        claim_section(data, "queries", asdict(cfg), out)
+        recorded = data.get("shapes")
+        if recorded and [r["shape_id"] for r in recorded] != ids:
+            raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
+        data["shapes"] = [r.to_json() for r in refs]
+        if skipped:
+            data["shapes_skipped"] = list(skipped)
+        data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
+                          "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
+        data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
+        return data
+
+    return change
+
+
+def check_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig) -> None:
+    """What ``record_plan`` would refuse, refused without writing anything."""
+    cfg.validate()
+    if not refs:
+        raise InputError(out, "no shapes to generate from")
+    _claim(Path(out), refs, cfg, plan(Path(out), refs, cfg)[1])(read_dataset(out) or {})
+
+
+def record_plan(out: Path, refs: list[ShapeRef], cfg: GenerateConfig,
+                skipped: list[dict] = ()) -> tuple[list[Unit], list[QueryTask]]:
+    """Claim OUT for this config and write the plan (shapes, splits, shard list) into dataset.json
+    (under the folder's lock: array members starting together each check and record the same plan)."""
     cfg.validate()
     if not refs:
         raise InputError(out, "no shapes to generate from")
     out = Path(out)
-    data = claim_section(out, "queries", asdict(cfg))
-    recorded = data.get("shapes")
-    if recorded and [r["shape_id"] for r in recorded] != [r.shape_id for r in refs]:
-        raise InputError(out / "dataset.json", "folder holds a dataset of other shapes; use a new --out")
-    data["shapes"] = [r.to_json() for r in refs]
-    ids = [r.shape_id for r in refs]
-    data["splits"] = {"ratios": list(cfg.split_ratios), "seed": cfg.seed,
-                      "shapes": assign_splits(ids, tuple(cfg.split_ratios), cfg.seed)}
     units, tasks = plan(out, refs, cfg)
-    data["queries"]["shards"] = [Path(t.shard).name for t in tasks]
-    write_dataset(out, data)
+    update_dataset(out, _claim(out, refs, cfg, tasks, skipped))
     return units, tasks
 
 
 def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int = 1, device: str = "cpu",
              on_shard: Callable[[dict], None] | None = None, num_shards: int = 1, shard_index: int = 0,
-             executor: str = "local", address: str | None = None, pin: bool = True) -> GenerateStats:
+             executor: str = "local", address: str | None = None, pin: bool = True,
+             skipped: list[dict] = ()) -> GenerateStats:
     """Run this process's share of the plan; ``num_shards``/``shard_index`` select a job-array share;
+    ``skipped``: broken shapes left out of ``refs``, recorded in dataset.json;
     ``pin``: bind each local worker to its own cores (``executor.run_tasks``)."""
     out = Path(out)
-    units, tasks = record_plan(out, refs, cfg)
-    try:
-        mine = task_share(tasks, num_shards, shard_index)
-    except ValueError as exc:
-        raise InputError(None, str(exc)) from exc
+    check_share(num_shards, shard_index)
+    units, tasks = record_plan(out, refs, cfg, skipped)
+    mine = task_share(tasks, num_shards, shard_index)
+    remove_stale_tmp(out)
     remove_stale_tmp(out / "shards")
     todo = [t for t in mine if not is_complete(Path(t.shard))]
     stats = GenerateStats(units=sum(len(t.units) for t in mine), shards_total=len(mine),
@@ -150,18 +184,18 @@ def generate(out: Path, refs: list[ShapeRef], cfg: GenerateConfig, workers: int 
 
 
 def finish(out: Path, tasks: list[QueryTask]) -> None:
-    """Rebuild manifest.jsonl (plan order) and the counts in dataset.json from complete shards."""
+    """Rebuild manifest.jsonl (plan order) and the counts in dataset.json from complete shards.
+    Under the folder's lock; every member that finds all shards complete writes the same bytes."""
+    if not all(is_complete(Path(t.shard)) for t in tasks):
+        return  # another run (or array job) still owes shards: leave the manifest for it
     lines, counts = [], Counter()
     for t in tasks:
-        if not is_complete(Path(t.shard)):
-            return  # another run (or array job) still owes shards: leave the manifest for it
         for line in read_manifest_lines(Path(t.shard)):
             lines.append(line)
             counts[json.loads(line)["anomaly_type"]] += 1
-    tmp = out / f".{MANIFEST}.tmp"
-    tmp.write_text("".join(f"{line}\n" for line in lines))
-    os.replace(tmp, out / MANIFEST)
-    data = read_dataset(out) or {}
-    data["queries"]["counts"] = dict(sorted(counts.items()))
-    data["queries"]["complete"] = True
-    write_dataset(out, data)
+    with dataset_lock(out):
+        write_atomic(out / MANIFEST, "".join(f"{line}\n" for line in lines))
+        data = read_dataset(out) or {}
+        data["queries"]["counts"] = dict(sorted(counts.items()))
+        data["queries"]["complete"] = True
+        write_dataset(out, data)

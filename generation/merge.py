@@ -14,9 +14,10 @@ import shutil
 from pathlib import Path
 
 from brokenchairs.errors import InputError
-from brokenchairs.generation.dataset import DATASET_FILE, read_dataset, write_dataset
+from brokenchairs.generation.dataset import DATASET_FILE, read_dataset, update_dataset
 from brokenchairs.generation.generate import finish
 from brokenchairs.generation.shards import is_complete
+from brokenchairs.shared_folder import tmp_path
 
 PLAN_KEYS = ("queries", "views")
 
@@ -28,7 +29,7 @@ def _plan(data: dict) -> dict:
 
 
 def _place(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
+    tmp = tmp_path(dst)
     try:
         os.link(src, tmp)
     except OSError:
@@ -55,15 +56,21 @@ def merge(sources: list[Path], out: Path) -> dict:
             base.setdefault(key, other.get(key))
     out = Path(out)
     (out / "shards").mkdir(parents=True, exist_ok=True)
-    merged = read_dataset(out) or {}
-    for d in datas:
-        for key, value in d.items():
-            if key in PLAN_KEYS:
-                sec = merged.setdefault(key, {})
-                sec.setdefault("config", value.get("config"))
-                sec.setdefault("shards", value.get("shards"))
-            elif key not in merged:
-                merged[key] = value
+
+    def join(merged: dict) -> dict:
+        for d in datas:
+            for key, value in d.items():
+                if key in PLAN_KEYS:
+                    sec = merged.setdefault(key, {})
+                    sec.setdefault("config", value.get("config"))
+                    sec.setdefault("shards", value.get("shards"))
+                elif key not in merged:
+                    merged[key] = value
+        if "queries" in merged:
+            merged["queries"].pop("complete", None)
+        return merged
+
+    merged = join(read_dataset(out) or {})
     placed = present = 0
     names = list((merged.get("queries") or {}).get("shards") or []) + list((merged.get("views") or {}).get("shards") or {})
     for name in names:
@@ -77,9 +84,7 @@ def merge(sources: list[Path], out: Path) -> dict:
                 _place(cand, dst)
                 placed += 1
                 break
-    if "queries" in merged:
-        merged["queries"].pop("complete", None)
-    write_dataset(out, merged)
+    merged = update_dataset(out, join)
     missing = [n for n in names if not is_complete(out / "shards" / n)]
     if "queries" in merged:
         from brokenchairs.generation.plan import QueryTask

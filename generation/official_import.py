@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from brokenchairs.errors import InputError
-from brokenchairs.generation.dataset import read_dataset, write_dataset
+from brokenchairs.generation.dataset import update_dataset
 from brokenchairs.generation.official import BOX_FRAME, NAME, annotation_candidates, from_release_rt
 from brokenchairs.generation.official_points import write_points
 from brokenchairs.generation.queries import ANOMALY_CODES, QuerySample, bbox_of
@@ -145,17 +145,20 @@ def import_official(folder: Path, dataset: Path, resolution: int | None = None, 
     shape_ids = list(dict.fromkeys(shapes_seen))
     split_file = folder / "split.json"
     splits = json.loads(split_file.read_text()) if split_file.is_file() else None
-    data = read_dataset(dataset) or {}
-    data.update(schema_version=SCHEMA_VERSION,
-                shapes=[{"shape_id": s, "kind": "mesh", "seed": 0, "index": 0, "path": "", "up": "z"} for s in shape_ids],
-                queries={"config": {"imported_from": str(folder.resolve()), "resolution": res}, "shards": shard_names,
-                         "complete": False})
-    if view_shards:
-        data["views"] = {"config": {"imported_from": str(folder.resolve()), "resolution": res, "stride": 8},
-                         "shards": view_shards}
-    if splits:
-        data["splits"] = {"shapes": {k: [str(s) for s in splits.get(k, [])] for k in ("train", "val", "test")}}
-    write_dataset(dataset, data)
+
+    def change(data: dict) -> dict:  # under the folder's lock (array members may share it)
+        data.update(schema_version=SCHEMA_VERSION,
+                    shapes=[{"shape_id": s, "kind": "mesh", "seed": 0, "index": 0, "path": "", "up": "z"} for s in shape_ids],
+                    queries={"config": {"imported_from": str(folder.resolve()), "resolution": res}, "shards": shard_names,
+                             "complete": False})
+        if view_shards:
+            data["views"] = {"config": {"imported_from": str(folder.resolve()), "resolution": res, "stride": 8},
+                             "shards": view_shards}
+        if splits:
+            data["splits"] = {"shapes": {k: [str(s) for s in splits.get(k, [])] for k in ("train", "val", "test")}}
+        return data
+
+    update_dataset(dataset, change)
     from brokenchairs.generation.generate import finish
     from brokenchairs.generation.plan import QueryTask
 

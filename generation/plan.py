@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.data_manifests import load_json
+from brokenchairs.errors import InputError
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
 
@@ -114,6 +115,14 @@ def task_share(tasks: list, num_shards: int = 1, shard_index: int = 0) -> list:
     if num_shards < 1 or not 0 <= shard_index < num_shards:
         raise ValueError(f"--shard-index must be in 0..{num_shards - 1}, got {shard_index}")
     return tasks[shard_index::num_shards]
+
+
+def check_share(num_shards: int, shard_index: int) -> None:
+    """InputError unless member ``shard_index`` of ``num_shards`` exists (checked before anything is written)."""
+    try:
+        task_share([], num_shards, shard_index)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from exc
 
 
 def render_seconds(resolution: int, samples: int, masks_only: bool = False) -> float:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from brokenchairs.errors import InputError
+from brokenchairs.errors import InputError, check_int, check_number
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG, QUERY_RADIUS, reference_viewpoints
-from brokenchairs.generation.dataset import claim_section, write_dataset
+from brokenchairs.generation.dataset import claim_section, update_dataset
 from brokenchairs.generation.executor import run_tasks
-from brokenchairs.generation.plan import task_share
+from brokenchairs.generation.plan import check_share, task_share
 from brokenchairs.generation.shards import is_complete, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 
@@ -33,8 +33,12 @@ class ViewsConfig:
     radius: float = QUERY_RADIUS
 
     def validate(self) -> None:
-        if self.views < 1:
-            raise InputError(None, f"--views must be at least 1, got {self.views}")
+        check_int("--views", self.views, 1, 360)
+        check_number("--elevation", self.elevation_deg, -90, 90, exclusive=True)  # at +-90 the view has no up
+        check_int("--stride", self.stride, 1)
+        check_int("--resolution", self.resolution, 8, 4096)
+        check_number("fov_deg", self.fov_deg, 0, 180, exclusive=True)
+        check_number("radius", self.radius, 0, None, exclusive=True)
         if self.resolution % self.stride:
             raise InputError(None, f"--resolution {self.resolution} is not divisible by the patch stride {self.stride}")
 
@@ -78,16 +82,18 @@ def render_reference_views(out: Path, refs: list[ShapeRef], cfg: ViewsConfig, wo
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
         raise InputError(out, f"shape ids are not unique ({', '.join(dup)})")
+    check_share(num_shards, shard_index)
     out = Path(out)
-    data = claim_section(out, "views", asdict(cfg) | {"shard_size": shard_size})
-    data.setdefault("shapes", [r.to_json() for r in refs])
     tasks = plan_view_tasks(out, refs, shard_size)
-    data["views"]["shards"] = {Path(t.shard).name: [r.shape_id for r in t.refs] for t in tasks}
-    write_dataset(out, data)
-    try:
-        mine = task_share(tasks, num_shards, shard_index)
-    except ValueError as exc:
-        raise InputError(None, str(exc)) from exc
+
+    def change(data: dict) -> dict:
+        claim_section(data, "views", asdict(cfg) | {"shard_size": shard_size}, out)
+        data.setdefault("shapes", [r.to_json() for r in refs])
+        data["views"]["shards"] = {Path(t.shard).name: [r.shape_id for r in t.refs] for t in tasks}
+        return data
+
+    update_dataset(out, change)
+    mine = task_share(tasks, num_shards, shard_index)
     remove_stale_tmp(out / "shards")
     todo = [t for t in mine if not is_complete(Path(t.shard))]
     stats = ViewRunStats(shards_total=len(mine), shards_skipped=len(mine) - len(todo))

@@ -1,10 +1,11 @@
 """HDF5 shards: the contract between generation and the benchmark (DESIGN.md "Shards").
 
-A shard is written under a temporary name (``<name>.h5.tmp-<pid>``) and renamed once its
-``complete`` attribute is set, so a killed run never leaves a file that looks complete, and two
-processes that happen to write the same shard never write into one file; ``is_complete`` treats
-unreadable, truncated or unflagged files as incomplete so a re-run redoes them, and
-``remove_stale_tmp`` deletes the temporary files of processes that no longer exist.
+A shard is written under a temporary name of its own (``<name>.h5.tmp-<host>-<host id>-<pid>-<nonce>``,
+``brokenchairs.shared_folder``) and renamed once its ``complete`` attribute is set, so a killed run
+never leaves a file that looks complete, and two processes that happen to write the same shard --
+on one host or two -- never write into one file; ``is_complete`` treats unreadable, truncated or
+unflagged files as incomplete so a re-run redoes them, and ``remove_stale_tmp`` deletes the
+temporaries it can prove dead (``shared_folder.sweep``).
 
 View shards hold one group per reference shape (name = shape id) with ``gray`` (V,H,W) uint8,
 ``depth`` (V,H,W) float32 (0 = background), ``K`` (V,3,3), ``world_to_cam`` (V,4,4),
@@ -24,6 +25,7 @@ import numpy as np
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.views import ViewSet
+from brokenchairs.shared_folder import sweep, tmp_path
 
 SCHEMA_VERSION = 1
 _IMAGE = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -36,7 +38,7 @@ def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
     """Open ``path.tmp`` for writing; on success flag it complete and rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = tmp_path(path)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["schema_version"] = SCHEMA_VERSION
@@ -51,30 +53,8 @@ def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
 
 
 def remove_stale_tmp(folder: Path) -> int:
-    """Delete ``*.tmp-<pid>`` files in ``folder`` whose writer process is gone; returns the count."""
-    n = 0
-    for tmp in Path(folder).glob("*.tmp-*"):
-        pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            n += 1
-    return n
-
-
-def _alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():  # a killed worker whose parent died too may linger as an unreaped zombie
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Delete the temporaries in ``folder`` that are provably dead (``shared_folder.sweep``); returns the count."""
+    return len(sweep(folder))
 
 
 def is_complete(path: Path) -> bool:

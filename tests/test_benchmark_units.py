@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from brokenchairs.benchmark.config import resolve_config
 from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, QueryRef, augment, closest_view, select_views
-from brokenchairs.benchmark.metrics import box_ap, compute_metrics
+from brokenchairs.benchmark.metrics import box_ap, compute_metrics, paired_iou
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.errors import InputError
 from brokenchairs.generation.queries import bbox_of
@@ -62,6 +62,29 @@ def test_box_ap_matches_a_hand_computed_voc_ap():
     m = compute_metrics([1, 1, 1, 1, 0], scores, [3, 3, 3, 3, 0], pred, true)
     assert m["box_ap50"] == pytest.approx(expected)
     assert m["mean_iou"] == pytest.approx((1 + 0 + 0.9 + 0.25) / 4)
+
+
+def test_paired_iou_is_elementwise_equal_to_torchvision_and_linear_in_memory():
+    import tracemalloc
+
+    from torchvision.ops import box_iou
+
+    n = 100_000
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 200, (2, n, 2))
+    wh = rng.uniform(1, 80, (2, n, 2))
+    pred, true = (np.concatenate([xy[i], xy[i] + wh[i]], 1) for i in (0, 1))
+    true[::7] = pred[::7]  # some exact hits, and many disjoint pairs (IoU 0)
+    tracemalloc.start()
+    iou = paired_iou(pred, true)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert iou.shape == (n,) and peak < 40 * n * 8  # a few N-vectors; all pairs would be N^2 * 8 = 80 GB
+    for k in range(0, n, 25_000):  # torchvision's all-pairs IoU, on blocks small enough to hold
+        block = slice(k, k + 500)
+        ref = box_iou(torch.as_tensor(pred[block]), torch.as_tensor(true[block])).diagonal().numpy()
+        np.testing.assert_allclose(iou[block], ref, rtol=1e-12, atol=0)
+    assert np.all(iou[::7] == 1) and (iou == 0).sum() > n // 10 and np.all((iou >= 0) & (iou <= 1))
 
 
 def test_augmentation_moves_image_mask_and_box_together():

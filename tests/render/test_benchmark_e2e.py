@@ -102,6 +102,69 @@ def test_resume_continues_the_exact_loss_trajectory(data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _train_cmd(data: Path, run: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "brokenchairs", "train", "--model", "cmt", "--data", str(data), "--out", str(run),
+            "--device", "cpu", *TINY, "--set", "val_split=", "--epochs", "1", "--checkpoint-every", "2", *extra]
+
+
+def _logged_steps(run: Path) -> int:
+    path = run / "metrics.csv"
+    return sum(1 for line in path.read_text().splitlines()[1:] if line.startswith("train,")) if path.exists() else 0
+
+
+def test_sigkill_mid_epoch_then_resume_continues_the_exact_loss_trajectory(data, tmp_path):
+    """A real `brokenchairs train` killed with SIGKILL (no handler runs: the OOM killer, a lost node)
+    at a random step of its one epoch; --resume continues from the last --checkpoint-every checkpoint
+    with the losses of an uninterrupted run, step for step, and ends with the same weights."""
+    import random
+    import signal
+    import time
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    full = subprocess.run(_train_cmd(data, tmp_path / "full"), capture_output=True, text=True, env=env, timeout=900)
+    assert full.returncode == 0, full.stderr[-3000:]
+    reference = _losses(tmp_path / "full")
+    n = len(reference)
+    assert n >= 6  # steps enough to kill between checkpoints
+    kill_at = random.randint(3, n - 1)
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(data, run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    try:
+        while proc.poll() is None and _logged_steps(run) < kill_at:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    seen = _logged_steps(run)
+    assert proc.returncode == -signal.SIGKILL and kill_at <= seen < n, (kill_at, seen, proc.returncode)
+    saved = torch.load(run / "last.pt", weights_only=False)
+    # the last checkpoint: at most --checkpoint-every steps back (that many when the kill caught its successor
+    # being written, which then left the previous one whole), inside the epoch
+    assert seen - 2 <= saved["step"] <= seen and saved["pos"] > 0, (seen, saved["step"])
+    rest = subprocess.run(_train_cmd(data, run, "--resume"), capture_output=True, text=True, env=env, timeout=900)
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert _losses(run) == reference, f"killed at step {seen}, resumed from {saved['step']}"
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(run / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(run.glob("*.tmp-*"))
+
+
+def test_a_last_batch_of_one_is_dropped_at_32x32(tmp_path):
+    """At 32x32 ResNet's last stage is 1x1: a batch of one sample cannot pass BatchNorm in training.
+    Every training batch is full (the authors' drop_last), so a split of n queries and batch n - 1 trains."""
+    ds = tmp_path / "ds32"
+    _cli("generate", "--out", ds, "--num-shapes", "2", "--resolution", "32", "--samples", "1", "--views-per-variant", "1",
+         "--seed", "3", "--workers", "1")
+    _cli("render-views", "--out", ds, "--resolution", "32", "--views", "4", "--workers", "1")
+    n = len(DatasetIndex.open(ds, "all"))
+    assert n >= 3
+    res = _cli("train", "--model", "cmt", "--data", ds, "--out", tmp_path / "run", *TINY, "--epochs", "2",
+               "--batch-size", n - 1)
+    assert "(2 steps" in res.output
+
+
 def test_two_process_ddp_with_gloo_trains_and_saves_once(data, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -155,7 +218,15 @@ def test_bad_input_names_the_file_and_exits_2(data, tmp_path):
     _cli("eval", "--checkpoint", tmp_path / "vit" / "last.pt", "--data", noviews, "--out", tmp_path / "e2",
          "--split", "all")  # resnet18-fpn needs no views: it runs
     res = _cli("train", "--model", "cmt", "--data", noviews, "--out", tmp_path / "r2", *TINY, code=2)
-    assert "dataset.json" in res.output and "render-views" in res.output
+    assert "dataset.json" in res.output and "render-views" in res.output and len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r2").exists()  # every input is checked before the run folder is made
+    for bad, msg in ((["--set", "log_every=0"], "log_every must be at least 1"),
+                     (["--set", "momentum=2"], "momentum must be in 0..1"),
+                     (["--batch-size", "100000"], "fewer than batch_size 100000"),
+                     (["--checkpoint-every", "-1"], "Invalid value for '--checkpoint-every'")):
+        res = _cli("train", "--model", "cmt", "--data", data, "--out", tmp_path / "r3", *TINY, *bad, code=2)
+        assert msg in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert not (tmp_path / "r3").exists()
     # an empty split (dataset.json's recorded splits put every shape in train)
     meta = json.loads((data / "dataset.json").read_text())
     meta["splits"] = {"shapes": {"train": [r["shape_id"] for r in meta["shapes"]], "val": [], "test": []}}

@@ -169,16 +169,35 @@ def test_materials_bad_input(tmp_path):
 @pytest.mark.parametrize("extra, message", [
     (["--anomaly", "melted"], "Invalid value for '--anomaly'"),
     (["--resolution", "60"], "not divisible by 8"),
+    (["--resolution", "0"], "--resolution must be in 16..4096, got 0"),
+    (["--seed", "-1"], "--seed must be at least 0"),
+    (["--samples", "0"], "Invalid value for '--samples'"),
+    (["--config", "{config}"], "--samples must be in 1..65536, got 0"),  # a config file skips click's checks
+    (["--shard-size", "0"], "Invalid value for '--shard-size'"),
+    (["--split-ratios", "0.5,0.5,0.5"], "--split-ratios"),
+    (["--views-per-variant", "21"], "Invalid value for '--views-per-variant'"),
+    (["--num-shards", "2", "--shard-index", "2"], "--shard-index must be in 0..1"),
     (["--materials", "{bad_lib}"], "no base colour map"),
 ])
 def test_generate_bad_input_writes_nothing(extra, message, tmp_path):
+    """One line naming the option, exit 2, and the output folder never made (not even the material library)."""
     bad = tmp_path / "badlib" / "x"
     bad.mkdir(parents=True)
-    extra = [e.format(bad_lib=tmp_path / "badlib") for e in extra]
+    (tmp_path / "config.json").write_text('{"samples": 0}')
+    extra = [e.format(bad_lib=tmp_path / "badlib", config=tmp_path / "config.json") for e in extra]
     out = tmp_path / "out"
     res = CliRunner().invoke(main, ["generate", "--out", str(out), "--num-shapes", "1", "--resolution", "64", *extra])
-    assert res.exit_code == 2 and message in res.output + res.stderr
-    assert not (out / "shards").exists()
+    assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not out.exists()
+
+
+def test_generate_into_a_folder_of_another_dataset_adds_nothing(tmp_path):
+    out = tmp_path / "views-only"
+    (out / "shards").mkdir(parents=True)
+    (out / "dataset.json").write_text('{"schema_version": 1, "shapes": [{"shape_id": "other", "kind": "procedural"}]}')
+    res = CliRunner().invoke(main, ["generate", "--out", str(out), "--num-shapes", "1", "--resolution", "32"])
+    assert res.exit_code == 2 and "other shapes" in res.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "shards"]  # no material library written
 
 
 def test_generate_refuses_a_folder_of_another_dataset(dataset, tmp_path):

@@ -143,9 +143,12 @@ def test_cli_resumes_refuses_other_configs_and_bad_input(tmp_path):
     assert res.exit_code == 0 and "1 already complete" in res.output and is_complete(shard)
     res = runner.invoke(main, args[:-4] + ["--resolution", "64"])
     assert res.exit_code == 2 and "another config" in res.stderr
-    for bad, msg in ((["--views", "0"], "at least 1"), (["--resolution", "60"], "not divisible")):
+    for bad, msg in ((["--views", "0"], "--views must be in 1..360, got 0"), (["--resolution", "60"], "not divisible"),
+                     (["--elevation", "90"], "--elevation must be between -90 and 90"),
+                     (["--stride", "0"], "--stride must be at least 1"),
+                     (["--num-shards", "3", "--shard-index", "3"], "--shard-index must be in 0..2")):
         res = runner.invoke(main, ["render-views", "--out", str(tmp_path / "x")] + bad)
-        assert res.exit_code == 2 and msg in res.stderr
+        assert res.exit_code == 2 and msg in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
     empty = tmp_path / "empty.obj"
     empty.write_text("")
     res = runner.invoke(main, ["render-views", "--mesh", str(empty), "--out", str(tmp_path / "x")])

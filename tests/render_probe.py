@@ -1,0 +1,43 @@
+"""Renders for tests/test_render_determinism.py, in a process of their own bound to one core:
+``python render_probe.py OUT.npz MATERIALS CORE TARGET HISTORY...`` renders the work unit TARGET
+in a fresh worker, then each HISTORY unit, then TARGET again, and saves TARGET's images twice
+(``first/<sample>`` and ``again/<sample>``). The config: 6 procedural chairs of seed 5 at 64x64,
+4 spp (the one a busy machine used to change)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+os.sched_setaffinity(0, {int(sys.argv[3])})
+
+from brokenchairs.blender_scripts import query_worker  # noqa: E402  (bpy first)
+from brokenchairs.generation.generate import KINDS, GenerateConfig, plan  # noqa: E402
+from brokenchairs.generation.sources import procedural_refs  # noqa: E402
+
+CONFIG = GenerateConfig(anomalies=KINDS, resolution=64, samples=4, seed=5, shard_size=4)
+
+
+def main(out: str, materials: str, target: str, history: list[str]) -> None:
+    cfg = GenerateConfig(**{**asdict(CONFIG), "materials": materials})
+    refs = procedural_refs(6, cfg.seed)
+    units = {u.unit_id: u for u in plan(Path(out).parent, refs, cfg)[0]}
+    query_worker.init(asdict(cfg), [r.to_json() for r in refs], "cpu", 1)
+
+    def render(unit_id: str) -> dict[str, np.ndarray]:
+        return {s.sample_id: s.image for s, _ in query_worker.render_unit(units[unit_id], [0.0], Counter())}
+
+    first = render(target)
+    for unit_id in history:
+        render(unit_id)
+    again = render(target)
+    np.savez(out, **{f"first/{k}": v for k, v in first.items()}, **{f"again/{k}": v for k, v in again.items()})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[4], sys.argv[5:])
