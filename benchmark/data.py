@@ -371,7 +371,7 @@ class EpochSampler(Sampler):
         order = self.order()
         bs = self.batch_size
         cut = [order[k:k + bs] for k in range(0, len(order), bs)]
-        if self.drop_last and cut and len(cut[-1]) < bs and len(cut) > 1:
+        if self.drop_last and cut and len(cut[-1]) < bs:
             cut.pop()
         rng = np.random.default_rng([self.seed, self.epoch, 1])
         if self.shuffle:
@@ -394,7 +394,7 @@ class EpochSampler(Sampler):
     def __len__(self) -> int:
         n = len(self.index)
         count = -(-n // self.batch_size)
-        if self.drop_last and n % self.batch_size and count > 1:
+        if self.drop_last and n % self.batch_size:
             count -= 1
         return max(0, -(-count // self.world) - self.start)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -94,7 +95,9 @@ class Runner:
     def skip(self, stage: str, why: str) -> None:
         self._line(f"{stage}: {why}, skipped")
 
-    def run(self, stage: str, args: list[str], threads: int | None = None, cores: set[int] | None = None) -> None:
+    def run(self, stage: str, args: list[str], threads: int | None = None, cores: set[int] | None = None,
+            accumulate: bool = False) -> None:
+        """``accumulate``: add this call's time to the stage's earlier time (a resumed training)."""
         env = dict(os.environ)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -107,7 +110,7 @@ class Runner:
             preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
             proc = subprocess.run([sys.executable, "-m", "brokenchairs", *args], stdout=f, stderr=subprocess.STDOUT,
                                   env=env, preexec_fn=preexec)
-        self.times[stage] = time.perf_counter() - t
+        self.times[stage] = time.perf_counter() - t + (self.times.get(stage, 0.0) if accumulate else 0.0)
         self.times_file.write_text(json.dumps(self.times, indent=1))
         if proc.returncode != 0:
             tail = log.read_text().strip().splitlines()[-1:] or ["(no output)"]
@@ -158,14 +161,32 @@ def make_data(run: Runner, recipe: Recipe, root: Path, shapes: Path | None, tag:
                                  "--views", str(recipe.views)])
 
 
+def _row_sets(recipe: Recipe, row: str) -> dict:
+    return {**recipe.train_sets, **recipe.row_sets.get(row, {})}
+
+
+def wanted_epochs(recipe: Recipe, row: str) -> int:
+    """The epochs the recipe asks of a row (its training preset, then its --set values)."""
+    from brokenchairs.benchmark.config import parse_sets, resolve_config
+
+    sets = parse_sets([f"{k}={v}" for k, v in _row_sets(recipe, row).items()])
+    return resolve_config(row_model(row), recipe.train_preset, None, sets, {}).epochs
+
+
+def trained_epochs(run_dir: Path) -> int:
+    """Epochs a finished training of ``run_dir`` was asked for (0 if it never finished)."""
+    if not (run_dir / "complete.json").is_file():
+        return 0
+    return int(json.loads((run_dir / "config.json").read_text())["epochs"])
+
+
 def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path) -> list[str]:
-    sets = {**recipe.train_sets, **recipe.row_sets.get(row, {})}
     args = ["train", "--model", row_model(row), "--data", str(data), "--out", str(run_dir), "--preset", recipe.train_preset,
             "--device", "cpu"]
-    for k, v in sets.items():
+    for k, v in _row_sets(recipe, row).items():
         args += ["--set", f"{k}={v}"]
-    if (run_dir / "last.pt").is_file():
-        args.append("--resume")
+    if (run_dir / "last.pt").is_file():  # an interrupted run, or a finished one the recipe now wants longer
+        args += ["--resume", "--epochs", str(wanted_epochs(recipe, row))]
     return args
 
 
@@ -214,14 +235,20 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
 
     runs = out / "runs"
     trains = []
-    for row in recipe.rows:
+    # longest first (the rows that encode reference views), so that side-by-side slots end together
+    for row in sorted(recipe.rows, key=lambda r: not REGISTRY[row_model(r)].views):
         rd = runs / row
-        if (rd / "complete.json").is_file():
-            run.skip(f"train-{row}", "complete")
+        done, want = trained_epochs(rd), wanted_epochs(recipe, row)
+        if done >= want:
+            run.skip(f"train-{row}", f"complete ({done} epochs)")
             continue
+        for stale in rd.glob("eval-*"):  # scores of the shorter training
+            shutil.rmtree(stale)
+        (rd / "complete.json").unlink(missing_ok=True)
 
         def task(cores, threads, row=row, rd=rd):
-            run.run(f"train-{row}", _train_args(recipe, row, data, rd), threads=threads, cores=cores)
+            args = _train_args(recipe, row, data, rd)
+            run.run(f"train-{row}", args, threads=threads, cores=cores, accumulate="--resume" in args)
             (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{row}")}))
 
         trains.append(task)

@@ -117,9 +117,12 @@ class CsvLog:
 
 
 def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device: str = "auto", progress: bool = True,
-          stop_after_steps: int | None = None) -> TrainResult:
+          stop_after_steps: int | None = None, epochs: int | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``data`` into ``run``. ``stop_after_steps`` behaves like an interrupt
-    after that many optimiser steps of this call (used to test exact resumption)."""
+    after that many optimiser steps of this call (used to test exact resumption). On ``resume``
+    the run's saved config rules; ``epochs`` (if given) replaces its epoch count, so a finished run
+    is extended to ``epochs`` exactly as if it had been asked for them from the start (the learning
+    rate of an epoch depends on its index only)."""
     rank, world, local_rank = _dist_env()
     dev = _device(device, local_rank)
     if world > 1 and not dist.is_initialized():
@@ -134,7 +137,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         if not ckpt_path.is_file():
             raise InputError(ckpt_path, "nothing to resume (no checkpoint in the run folder)")
         state = read_checkpoint(ckpt_path, cfg.model)
-        cfg = TrainConfig(**state["config"])
+        cfg = TrainConfig(**{**state["config"], **({"epochs": epochs} if epochs is not None else {})})
 
     model_spec = spec(cfg.model)
     index = DatasetIndex.open(data, cfg.split, need_views=model_spec.views)
@@ -146,7 +149,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                            group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch)
     if len(sampler) < 1:  # every batch is full (drop_last): fewer samples would train nothing
         raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {len(index)} queries, fewer than "
-                                                      f"one batch of {cfg.batch_size} per process: lower --batch-size")
+                                                      f"batch_size {cfg.batch_size} per process: lower --batch-size")
 
     torch.manual_seed(cfg.seed)
     model_kwargs = cfg.model_kwargs(res)

@@ -34,7 +34,8 @@ def _device(device: str) -> str:
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help="Steps between exact-resume checkpoints (RUN/last.pt) inside an epoch, so a kill -9 loses at most "
                    "that many; 0 = epoch ends only [default: the config's checkpoint_every].")
-@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where it stopped (its saved config; "
+                                            "with --epochs N, a finished run is extended to N epochs).")
 @DEVICE
 def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, lr, workers, checkpoint_every, resume,
               device):
@@ -53,7 +54,7 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers,
              "checkpoint_every": checkpoint_every}
     cfg = resolve_config(model, preset, config_file, parse_sets(sets), flags)
-    result = train(cfg, data, out, resume=resume, device=device)
+    result = train(cfg, data, out, resume=resume, device=device, epochs=epochs if resume else None)
     if result.rank != 0:
         return
     if result.interrupted:

@@ -2,7 +2,7 @@
 ``python render_probe.py OUT.npz MATERIALS CORE TARGET HISTORY...`` renders the work unit TARGET
 in a fresh worker, then each HISTORY unit, then TARGET again, and saves TARGET's images twice
 (``first/<sample>`` and ``again/<sample>``). The config: 6 procedural chairs of seed 5 at 64x64,
-4 spp (the one a busy machine used to change)."""
+4 spp (the one a busy machine used to change), every type on every shape."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from brokenchairs.blender_scripts import query_worker  # noqa: E402  (bpy first)
 from brokenchairs.generation.generate import KINDS, GenerateConfig, plan  # noqa: E402
 from brokenchairs.generation.sources import procedural_refs  # noqa: E402
 
-CONFIG = GenerateConfig(anomalies=KINDS, resolution=64, samples=4, seed=5, shard_size=4)
+CONFIG = GenerateConfig(anomalies=KINDS, resolution=64, samples=4, seed=5, shard_size=4, balance="every-shape")
 
 
 def main(out: str, materials: str, target: str, history: list[str]) -> None:

@@ -37,7 +37,7 @@ def _cli(*args, code=0):
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     ds = root / "ds"
-    _cli("generate", "--out", ds, "--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "2",
+    _cli("generate", "--out", ds, "--balance", "every-shape", "--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "2",
          "--seed", "2", "--workers", "2")
     _cli("render-views", "--out", ds, "--resolution", "64", "--views", "6", "--workers", "1")
     return ds
@@ -99,6 +99,22 @@ def test_resume_continues_the_exact_loss_trajectory(data, tmp_path):
     assert _losses(tmp_path / "cut") == _losses(tmp_path / "full")
     a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "cut" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finished_run_extended_by_resume_with_more_epochs_equals_the_longer_run(data, tmp_path):
+    """`train --resume --epochs N` on a finished run trains on to N epochs, exactly the run that was
+    asked for N from the start (reproduce uses it when a recipe asks for more epochs)."""
+    base = ["train", "--model", "resnet18-fpn", "--data", data, "--device", "cpu", *TINY, "--set", "val_split=",
+            "--set", "max_steps_per_epoch=3"]
+    _cli(*base, "--out", tmp_path / "long", "--epochs", "2")
+    _cli(*base, "--out", tmp_path / "short", "--epochs", "1")
+    assert len(_losses(tmp_path / "short")) == 3
+    _cli(*base, "--out", tmp_path / "short", "--resume", "--epochs", "2")
+    assert _losses(tmp_path / "short") == _losses(tmp_path / "long") and len(_losses(tmp_path / "long")) == 6
+    assert json.loads((tmp_path / "short" / "config.json").read_text())["epochs"] == 2
+    a = torch.load(tmp_path / "long" / "last.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "short" / "last.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -23,7 +23,7 @@ from brokenchairs.cli import main
 from brokenchairs.shared_folder import Owner, parse_tmp
 
 pytestmark = pytest.mark.blender
-ARGS = ["--num-shapes", "2", "--resolution", "32", "--samples", "1", "--views-per-variant", "2", "--seed", "9",
+ARGS = ["--balance", "every-shape", "--num-shapes", "2", "--resolution", "32", "--samples", "1", "--views-per-variant", "2", "--seed", "9",
         "--shard-size", "4"]
 
 
@@ -93,7 +93,7 @@ def test_ray_executor_with_two_workers_gives_the_same_dataset(reference, tmp_pat
 
 
 # heavier renders for the kill test, so that every kill point lands while the run is still going
-KILL_ARGS = ["--num-shapes", "2", "--resolution", "64", "--samples", "4", "--views-per-variant", "2", "--seed", "9",
+KILL_ARGS = ["--balance", "every-shape", "--num-shapes", "2", "--resolution", "64", "--samples", "4", "--views-per-variant", "2", "--seed", "9",
              "--shard-size", "4"]
 
 
