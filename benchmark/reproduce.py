@@ -277,6 +277,6 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
             evals.append(lambda cores, threads, row=row, kind=kind, args=args:
                          run.run(f"eval-{row}-{kind}", args, threads=threads, cores=cores))
     _pool(jobs, evals)
-    path = write_table2(out, recipe, run.times)
+    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0)
     echo(f"-> {path}")
     return path

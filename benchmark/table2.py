@@ -91,7 +91,8 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-def write_table2(out: Path, recipe, times: dict[str, float]) -> Path:
+def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None) -> Path:
+    """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds."""
     out = Path(out)
     runs = out / "runs"
     rep = recipe.bootstrap
@@ -142,8 +143,10 @@ def write_table2(out: Path, recipe, times: dict[str, float]) -> Path:
             result["rows"][row]["partnet_auc"] = r["auc"].as_json() if r["auc"] else None
     if times:
         total = sum(times.values())
-        lines += ["", f"Wall time of the stages run: {total / 60:.1f} min ("
-                  + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()) + "); trainings run side by side."]
+        lines += ["", f"Stage times (min, trainings and evaluations {recipe.jobs} side by side, so they overlap): "
+                  + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()) + f"; sum {total / 60:.1f} min."
+                  + (f" This call's wall time: {wall / 60:.1f} min." if wall is not None else "")]
+    result["wall_seconds"] = wall
     lines += ["", "![ROC curves](roc.png)", "", f"![examples: {_label(recipe.main)}](examples.png)", ""]
     plot_rocs(out / "roc.png", test)
     example = runs / recipe.main / "eval-test" / "examples.png"
