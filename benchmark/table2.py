@@ -103,25 +103,29 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                if (runs / row / "eval-partnet" / "metrics.json").is_file()}
     base = test.get(recipe.baseline)
     any_test = next(iter(test.values()))
+    boxes = any(r["metrics"].get("box_ap50") is not None for r in test.values())  # columns only with a box head
+    box_cols = ["Box AP50", "BoxAcc"] if boxes else []
     lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}`)", "",
              f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}; test split: "
              f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
              f"{recipe.views_test} reference views per query at test time. AUC and accuracy in %, "
              f"[95% interval] from {rep} bootstrap replicates over test shapes.", "",
-             "| 3D Ref. | Method | AUC | Acc. | " + " | ".join(f"AUC {t}" for t in TYPES)
-             + f" | AUC - {_label(recipe.baseline)} (paired) | Box AP50 | BoxAcc |",
-             "|" + "---|" * (10 + len(TYPES) - 1)]
+             "| " + " | ".join(["3D Ref.", "Method", "AUC", "Acc.", *(f"AUC {t}" for t in TYPES),
+                                 f"AUC - {_label(recipe.baseline)} (paired)", "Viewpoint acc.", *box_cols]) + " |",
+             "|" + "---|" * (6 + len(TYPES) + len(box_cols))]
     for row, r in test.items():
         m = r["metrics"]
         per = [_pct((m.get("per_type", {}).get(t) or {}).get("auc")) for t in TYPES]
         diff = _fmt(_paired(r, base, rep), signed=True) if (base is not None and row != recipe.baseline) else "-"
+        box = [_pct(m.get("box_ap50")), _pct(m.get("box_acc"))] if boxes else []
         lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
-                                          _pct(m.get("accuracy")), *per, diff, _pct(m.get("box_ap50")),
-                                          _pct(m.get("box_acc"))]) + " |")
+                                          _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
+                                          *box]) + " |")
     result = {"recipe": recipe.name, "rows": {}, "stage_seconds": times}
     for row, r in test.items():
         result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
-                               "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"]}
+                               "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],
+                               "viewpoint_accuracy": r["metrics"].get("viewpoint_accuracy")}
         if base is not None and row != recipe.baseline:
             d = _paired(r, base, rep)
             result["rows"][row]["minus_baseline"] = d.as_json() if d else None

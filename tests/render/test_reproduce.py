@@ -19,6 +19,13 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert res.exit_code == 0, res.output + repr(res.exception)
     text = (out / "table2.md").read_text()
     assert "ResNet18-FPN" in text and "| ✓ | CMT |" in text and "shuffled references" in text
+    blocks, block = [], []
+    for line in text.splitlines() + [""]:  # every Markdown table: one column count for all its lines
+        if line.startswith("|"):
+            block.append(line.count("|"))
+        elif block:
+            blocks, block = blocks + [block], []
+    assert len(blocks) >= 2 and all(len(set(b)) == 1 for b in blocks), blocks
     report = json.loads((out / "table2.json").read_text())
     cmt = report["rows"]["cmt"]
     assert cmt["auc"]["low"] <= cmt["auc"]["value"] <= cmt["auc"]["high"]
