@@ -13,7 +13,8 @@ from PIL import Image, ImageDraw
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, shuffled_references
 from brokenchairs.benchmark.inference import Predictions, run_inference
-from brokenchairs.benchmark.metrics import TYPE_NAMES, compute_metrics
+from brokenchairs.benchmark.metrics import compute_metrics
+from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.sheets import save_grid
 from brokenchairs.models import spec

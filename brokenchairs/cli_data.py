@@ -15,11 +15,12 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
 from brokenchairs.generation.render_region import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
-ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
+ANOMALY_CHOICES = [*ANOMALY_TYPES, "normal", "all"]
 
 
 def _execution_options(f):
@@ -346,7 +347,7 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
 @click.command("preview")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
-@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing", "normal"]),
+@click.option("--type", "kind", type=click.Choice([*ANOMALY_TYPES, "normal"]),
               default=None, help="Only this type [default: a round-robin over types].")
 @click.option("--n", type=click.IntRange(min=1), default=24, show_default=True)
 @click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True)

@@ -25,7 +25,7 @@ from brokenchairs.generation.dataset import claim_section, dataset_lock, read_da
 from brokenchairs.generation.executor import run_tasks
 from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
 from brokenchairs.generation.plan import BALANCES, QueryTask, Unit, check_share, plan_tasks, plan_units, task_share
-from brokenchairs.generation.queries import ANOMALY_TYPES
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios

@@ -127,7 +127,7 @@ _STR = h5py.string_dtype("utf-8")
 
 def write_query_shard(path: Path, samples: list, manifest_lines: list[str], attrs: dict | None = None) -> int:
     """Write query samples (``generation.queries.QuerySample``) with their manifest lines."""
-    from brokenchairs.generation.queries import ANOMALY_CODES
+    from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 
     n = len(samples)
     with atomic_h5(path, "queries") as f:

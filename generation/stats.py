@@ -16,7 +16,7 @@ from pathlib import Path
 from brokenchairs.errors import InputError
 from brokenchairs.data_manifests import load_json
 from brokenchairs.generation.dataset import read_dataset
-from brokenchairs.generation.queries import ANOMALY_TYPES
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.generation.shards import is_complete, read_manifest_lines
 
 
