@@ -26,8 +26,8 @@ from brokenchairs.generation.coverage import coverage as silhouette_coverage
 from brokenchairs.generation.coverage import merged_mesh, triangles_2d
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
-                                                   hull_points, render_region, upsample_ground)
+from brokenchairs.generation.render_region import assemble, hull_points, render_region, upsample_ground
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES
 from brokenchairs.generation.shape import Part
 
 # Cycles' blue-noise sample pattern: +0.3 dB median chair PSNR after the denoiser over the tabulated

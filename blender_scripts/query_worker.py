@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
-from brokenchairs.blender_scripts.query_scene import LIGHT_PRESETS, QueryRenderer
+from brokenchairs.blender_scripts.query_scene import QueryRenderer
 from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
 from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
 from brokenchairs.generation.generate import GenerateConfig
 from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
+from brokenchairs.generation.render_settings import LIGHT_PRESETS
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref

@@ -18,7 +18,7 @@ from click.core import ParameterSource
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
-from brokenchairs.generation.render_region import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
 ANOMALY_CHOICES = [*ANOMALY_TYPES, "normal", "all"]
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.generation.executor import drop_blender_script_paths
-from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))

@@ -9,9 +9,9 @@ import pytest
 
 from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoint
 from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.render_region import (FEATHER_PX, assemble, linear_to_srgb, render_region, srgb_to_linear,
-                                                   upsample_ground)
+from brokenchairs.generation.render_region import FEATHER_PX, assemble, render_region, upsample_ground
 from brokenchairs.generation.sources import load_ref, procedural_refs
+from brokenchairs.generation.srgb import linear_to_srgb8, srgb8_to_linear
 
 
 def test_region_contains_every_projected_vertex_with_a_margin():
@@ -32,27 +32,27 @@ def test_region_contains_every_projected_vertex_with_a_margin():
 
 def test_srgb_round_trip_is_exact_on_every_8_bit_value():
     v = np.arange(256, dtype=np.uint8)
-    np.testing.assert_array_equal(linear_to_srgb(srgb_to_linear(v)), v)
-    assert srgb_to_linear(np.array([128], np.uint8))[0] == pytest.approx(0.2158, abs=1e-3)  # not 0.5: light is linear
+    np.testing.assert_array_equal(linear_to_srgb8(srgb8_to_linear(v)), v)
+    assert srgb8_to_linear(np.array([128], np.uint8))[0] == pytest.approx(0.2158, abs=1e-3)  # not 0.5: light is linear
 
 
 def test_ground_upsampling_is_in_linear_light_and_assembly_keeps_the_object_pass():
     flat = np.full((8, 8, 3), 200, np.uint8)
-    np.testing.assert_allclose(upsample_ground(flat, 32), srgb_to_linear(np.array([200], np.uint8))[0], atol=1e-5)
+    np.testing.assert_allclose(upsample_ground(flat, 32), srgb8_to_linear(np.array([200], np.uint8))[0], atol=1e-5)
     step = np.full((8, 8, 3), 255, np.uint8)
     step[:, :4] = 0  # half shadow, half white
     up = upsample_ground(step, 64)
-    mid = linear_to_srgb(up[:, 30:34]).astype(int)
+    mid = linear_to_srgb8(up[:, 30:34]).astype(int)
     # a mix of black and white in linear light is brighter in sRGB than the mix of their sRGB values
-    assert mid.max() > 128 and (linear_to_srgb(up[:, :20]) <= 1).all() and (linear_to_srgb(up[:, 44:]) >= 254).all()
+    assert mid.max() > 128 and (linear_to_srgb8(up[:, :20]) <= 1).all() and (linear_to_srgb8(up[:, 44:]) >= 254).all()
     obj = np.full((10, 20, 3), 7, np.uint8)
     out = assemble(up, (30, 5, 50, 15), obj)
     assert (out[5:15, 30:50] == 7).all()
-    np.testing.assert_array_equal(out[20:], linear_to_srgb(up[20:]))
+    np.testing.assert_array_equal(out[20:], linear_to_srgb8(up[20:]))
 
 
 def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_from_it():
-    ground = np.full((40, 60, 3), srgb_to_linear(np.array([230], np.uint8))[0], np.float32)
+    ground = np.full((40, 60, 3), srgb8_to_linear(np.array([230], np.uint8))[0], np.float32)
     obj = np.full((40, 60, 3), 200, np.uint8)  # the denoised crop: its ground a shade darker
     mask = np.zeros((40, 60), bool)
     mask[15:25, 20:30] = True
@@ -68,7 +68,7 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
     # a row leaving the object: the values rise monotonically from the object pass to the ground pass
     row = out[20, 29:].astype(int)[:, 0]
     assert (np.diff(row) >= 0).all() and row[0] == 200 and row[-1] == 230
-    np.testing.assert_array_equal(assemble(ground, (0, 0, 60, 40), obj, np.zeros_like(mask)), linear_to_srgb(ground))
+    np.testing.assert_array_equal(assemble(ground, (0, 0, 60, 40), obj, np.zeros_like(mask)), linear_to_srgb8(ground))
 
 
 def _scene(tmp_path, res: int, samples: int):
@@ -89,7 +89,7 @@ def _psnr(a, b, mask):
 def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
     from brokenchairs.blender_scripts.query_scene import SAMPLING_PATTERN
     from brokenchairs.generation.materials.assign import assign_materials
-    from brokenchairs.generation.render_region import OBJECT_SAMPLES
+    from brokenchairs.generation.render_settings import OBJECT_SAMPLES
 
     res = 64
     r, library, by_name = _scene(tmp_path, res, 2)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, linear_to_srgb,
-                                                         mip_factor, prefilter_maps, reduce_color, reduce_normal,
-                                                         reduce_roughness, srgb_to_linear, texels_per_pixel)
+from brokenchairs.generation.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, mip_factor,
+                                                         prefilter_maps, reduce_color, reduce_normal, reduce_roughness,
+                                                         texels_per_pixel)
+from brokenchairs.generation.srgb import linear_to_srgb, srgb_to_linear
 
 
 def test_mip_factor_is_the_largest_power_of_two_that_keeps_the_target_density():
