@@ -183,7 +183,7 @@ def main() -> None:
     os.sched_setaffinity(0, set(ALL_CPUS[: args.threads]))
     import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
+    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
     from brokenchairs.generation.materials.assign import assign_materials
     from brokenchairs.generation.materials.library import load_library, synth_library
     from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
@@ -208,7 +208,7 @@ def main() -> None:
         rng = np.random.default_rng(n)
         light = int(rng.integers(4))
         assignment = assign_materials(shape, library, rng)
-        cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
+        cams = [camera_for(v, bbox_center(shape.bounds)) for v in query_viewpoints(rng, args.views)]
         jobs = [{"ref": ref.to_json(), "light": light, "assignment": assignment, "library": str(lib_dir.resolve()),
                  "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
         scenes.append((ref.shape_id, shape, light, assignment, list(zip(cams, reference_images(jobs, args.ref_cache)))))

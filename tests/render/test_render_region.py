@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoint
+from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoints
 from brokenchairs.generation.queries import bbox_of
 from brokenchairs.generation.render_region import FEATHER_PX, assemble, render_region, upsample_ground
 from brokenchairs.generation.sources import load_ref, procedural_refs
@@ -19,7 +19,7 @@ def test_region_contains_every_projected_vertex_with_a_margin():
     for ref in procedural_refs(6, 2):
         shape = load_ref(ref)
         pts = np.concatenate([p.mesh.vertices for p in shape.parts()])
-        K, w2c = intrinsics(128), camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        K, w2c = intrinsics(128), camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         x0, y0, x1, y1 = render_region(pts, K, w2c, 128)
         uv, _ = project(pts, K, w2c)
         assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
@@ -100,7 +100,7 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
         index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
         r.set_light(int(rng.integers(4)))
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         full, two = r.render_single_pass(K, w2c, 2, pattern=SAMPLING_PATTERN), r.render(K, w2c)
         masks = r.render(K, w2c, masks_only=True)
         r.samples = OBJECT_SAMPLES
@@ -133,7 +133,7 @@ def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
     r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                 assign_materials(shape, library, rng), by_name)
     K, target = intrinsics(64), bbox_center(shape.bounds)
-    w2c, other = (camera_for(query_viewpoint(rng), target) for _ in range(2))
+    w2c, other = (camera_for(v, target) for v in query_viewpoints(rng, 2))
     first = r.render(K, w2c)["rgb"]
     r.render(K, other, masks_only=True)
     r.render(K, other)
@@ -153,7 +153,7 @@ def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                 assign_materials(shape, library, rng), by_name)
     K, target = intrinsics(64), bbox_center(shape.bounds)
-    cams = [camera_for(query_viewpoint(rng), target) for _ in range(3)]
+    cams = [camera_for(v, target) for v in query_viewpoints(rng, 3)]
     batch, masks = r.render_views(K, cams), r.render_views(K, cams, masks_only=True)
     assert len(batch) == len(masks) == 3 and r.render_views(K, []) == []
     for cam, b, m in zip(cams, batch, masks):
@@ -184,7 +184,7 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
         index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
         r.set_light(0)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         truth = r.render_single_pass(K, w2c, 256, seed=1)
         obj = truth["index"] > 0
         edge = obj & ~binary_erosion(obj)

@@ -121,7 +121,7 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
     from scipy.ndimage import binary_erosion
 
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
+    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
     from brokenchairs.generation.materials.assign import label_groups
     from brokenchairs.generation.materials.library import load_library, synth_library
     from brokenchairs.generation.sources import load_ref, procedural_refs
@@ -140,7 +140,7 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
         scene = (shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                  {g: fabric.name for g in groups}, {fabric.name: fabric})
         r.set_light(1)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         r.prefilter_textures = False
         r.set_parts(*scene)
         truth = r.render_single_pass(K, w2c, 256, seed=1)
