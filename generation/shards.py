@@ -35,7 +35,8 @@ VIEW_FIELDS = ("gray", "depth", "K", "world_to_cam", "azimuth", "elevation", "pa
 
 @contextlib.contextmanager
 def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
-    """Open ``path.tmp`` for writing; on success flag it complete and rename it to ``path``."""
+    """Open a temporary of this write (``tmp_path``: h5py writes by path); on success flag it complete
+    and rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)

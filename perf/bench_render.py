@@ -45,6 +45,7 @@ import numpy as np
 
 from brokenchairs.generation.executor import drop_blender_script_paths
 from brokenchairs.generation.render_settings import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+from brokenchairs.shared_folder import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
@@ -148,9 +149,7 @@ def reference_images(jobs: list[dict], cache: Path) -> list[dict]:
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_ref_init,
                                  initargs=(ALL_CPUS,)) as pool:
             for (k, _), img in zip(todo, pool.map(_ref_render, [j for _, j in todo])):
-                tmp = cache / f".{k}.tmp.npz"
-                np.savez_compressed(tmp, **img)
-                os.replace(tmp, cache / f"{k}.npz")
+                write_atomic(cache / f"{k}.npz", lambda f, img=img: np.savez_compressed(f, **img))
     return [dict(np.load(cache / f"{k}.npz")) for k in keys]
 
 
