@@ -194,19 +194,19 @@ def _default_library(out: Path, cfg) -> None:
 
 @click.command("plan")
 @_dataset_options
-@click.option("--dry-run", is_flag=True, help="Only print; write nothing (the default for plan).")
 @click.option("--write", is_flag=True, help="Record the plan in OUT/dataset.json for later generate/array jobs.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Cores to estimate for [default: cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def plan_cmd(ctx, dry_run, write, workers, as_json, **opts):
-    """Print what generate would make (splits, units, views, shards) and how long it would take.
+def plan_cmd(ctx, write, workers, as_json, **opts):
+    """Print what generate would make (splits, units, views, shards) and how long it would take;
+    writes nothing unless --write.
 
     \b
-    Example: brokenchairs plan --num-shapes 8000 --out data/ --dry-run
+    Example: brokenchairs plan --num-shapes 8000 --out data/
              brokenchairs plan --config dataset.json --out data/ --write   # then array jobs run generate
     """
-    _print_plan(ctx, opts, workers, write and not dry_run, as_json)
+    _print_plan(ctx, opts, workers, write, as_json)
 
 
 def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool) -> None:

@@ -60,9 +60,9 @@ def test_job_array_shares_partition_the_shards():
         task_share(tasks, 4, 4)
 
 
-def test_plan_dry_run_prints_an_estimate_and_writes_nothing(tmp_path):
+def test_plan_prints_an_estimate_and_writes_nothing_and_so_does_generate_dry_run(tmp_path):
     out = tmp_path / "ds"
-    res = CliRunner().invoke(main, ["plan", "--num-shapes", "50", "--out", str(out), "--dry-run"])
+    res = CliRunner().invoke(main, ["plan", "--num-shapes", "50", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "estimate:" in res.output and "CPU-hours" in res.output and "train" in res.output
     assert not out.exists()
