@@ -41,7 +41,8 @@ BALANCES = ("table1", "every-shape")
 # CPU-seconds per 256x256 query render on this machine kind, in the pipeline (perf/bench_generate.py
 # --shapes 12 at 11 and 12 spp, 2 workers, each bound to its core): the ground pass and fixed costs,
 # plus the object pass per sample; a masks-only render; per variant set-up (shape, anomaly, scene,
-# shard writes). Scaled by pixels. Fit: 0.48 / 0.45 CPU-s per kept query at 12 / 11 spp.
+# shard writes). Scaled by pixels. Fit: 0.48 / 0.45 CPU-s per kept query at 12 / 11 spp (fitted when 11
+# was the default; the default is now 8, ``render_settings.OBJECT_SAMPLES``, priced on the same line).
 RENDER_CPU_S_256 = (0.12, 0.025)  # (fixed, per spp)
 MASKS_ONLY_CPU_S_256 = 0.02
 SETUP_CPU_S_PER_VARIANT = 0.05

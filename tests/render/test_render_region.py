@@ -87,6 +87,7 @@ def _psnr(a, b, mask):
 
 @pytest.mark.blender
 def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import SAMPLING_PATTERN
     from brokenchairs.generation.materials.assign import assign_materials
     from brokenchairs.generation.render_settings import OBJECT_SAMPLES
@@ -101,10 +102,10 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
         r.set_light(int(rng.integers(4)))
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
-        full, two = r.render_single_pass(K, w2c, 2, pattern=SAMPLING_PATTERN), r.render(K, w2c)
-        masks = r.render(K, w2c, masks_only=True)
+        full, two = render_single_pass(r, K, w2c, 2, pattern=SAMPLING_PATTERN), render_view(r, K, w2c)
+        masks = render_view(r, K, w2c, masks_only=True)
         r.samples = OBJECT_SAMPLES
-        production = r.render(K, w2c)  # the index is written by each pixel's first sample, whatever the count
+        production = render_view(r, K, w2c)  # the index is written by each pixel's first sample, whatever the count
         r.samples = 2
         for out in (two, masks, production):
             np.testing.assert_array_equal(out["index"], full["index"])
@@ -124,6 +125,7 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
 def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
     """Cycles' blue-noise pattern depends on the largest sample count rendered so far; a primed
     renderer's first image (ground pass before any object pass) is the one it makes later too."""
+    from brokenchairs.blender_scripts.query_probes import render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
@@ -134,16 +136,17 @@ def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
                 assign_materials(shape, library, rng), by_name)
     K, target = intrinsics(64), bbox_center(shape.bounds)
     w2c, other = (camera_for(v, target) for v in query_viewpoints(rng, 2))
-    first = r.render(K, w2c)["rgb"]
-    r.render(K, other, masks_only=True)
-    r.render(K, other)
-    np.testing.assert_array_equal(r.render(K, w2c)["rgb"], first)
+    first = render_view(r, K, w2c)["rgb"]
+    render_view(r, K, other, masks_only=True)
+    render_view(r, K, other)
+    np.testing.assert_array_equal(render_view(r, K, w2c)["rgb"], first)
 
 
 @pytest.mark.blender
 def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     """``render_views`` runs every ground pass before any object pass (fewer scene re-syncs); each
-    view's image, index and depth are those of ``render`` on that view alone, masks-only too."""
+    view's image, index and depth are those of ``render_view`` on that view alone, masks-only too."""
+    from brokenchairs.blender_scripts.query_probes import render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
@@ -157,7 +160,7 @@ def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     batch, masks = r.render_views(K, cams), r.render_views(K, cams, masks_only=True)
     assert len(batch) == len(masks) == 3 and r.render_views(K, []) == []
     for cam, b, m in zip(cams, batch, masks):
-        alone = r.render(K, cam)
+        alone = render_view(r, K, cam)
         assert set(b) == {"rgb", "index", "depth"} and (b["index"] > 0).any()
         for key in b:
             np.testing.assert_array_equal(b[key], alone[key])
@@ -172,6 +175,7 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
     (which leaves the alpha's noise there), and no worse on the chair overall."""
     from scipy.ndimage import binary_erosion
 
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     res = 128
@@ -185,11 +189,11 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
         r.set_light(0)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
         w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
-        truth = r.render_single_pass(K, w2c, 256, seed=1)
+        truth = render_single_pass(r, K, w2c, 256, seed=1)
         obj = truth["index"] > 0
         edge = obj & ~binary_erosion(obj)
-        two = r.render(K, w2c)
-        single = r.render_single_pass(K, w2c, 16, ("FAST", "FAST"))
+        two = render_view(r, K, w2c)
+        single = render_single_pass(r, K, w2c, 16, ("FAST", "FAST"))
         gains.append([_psnr(two["rgb"], truth["rgb"], m) - _psnr(single["rgb"], truth["rgb"], m) for m in (edge, obj)])
         r.clear()
     assert all(edge_gain > 0.75 and all_gain > 0.0 for edge_gain, all_gain in gains), gains

@@ -120,6 +120,7 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
     nothing.)"""
     from scipy.ndimage import binary_erosion
 
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
     from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
     from brokenchairs.generation.materials.assign import label_groups
@@ -143,11 +144,11 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
         w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         r.prefilter_textures = False
         r.set_parts(*scene)
-        truth = r.render_single_pass(K, w2c, 256, seed=1)
-        files = r.render(K, w2c)
+        truth = render_single_pass(r, K, w2c, 256, seed=1)
+        files = render_view(r, K, w2c)
         r.prefilter_textures = True
         r.set_parts(*scene)
-        pre = r.render(K, w2c)
+        pre = render_view(r, K, w2c)
         obj = truth["index"] > 0
         inside = binary_erosion(obj, iterations=2)
         err = {k: np.sqrt(((v["rgb"].astype(float) - truth["rgb"]) ** 2)[inside].mean())
