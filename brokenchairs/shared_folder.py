@@ -197,16 +197,19 @@ def write_atomic(path: Path, data: str | bytes | Callable[[BinaryIO], object], s
 
 
 @contextlib.contextmanager
-def write_atomic_folder(folder: Path) -> Iterator[Path]:
+def write_atomic_folder(folder: Path, empty_only: bool = False) -> Iterator[Path]:
     """A fresh temporary folder beside ``folder`` (``.<name>.<random>``, unique to this write) to
-    fill; when the block ends it replaces ``folder`` (an old one is deleted first), and when the
-    block raises it is deleted: ``folder`` is never seen half-written."""
+    fill; when the block ends it replaces ``folder`` (an old one is deleted first; ``empty_only``:
+    only an empty one, else OSError), and when the block raises it is deleted: ``folder`` is never
+    seen half-written."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
         yield tmp
-        if folder.exists():
+        if folder.exists() and empty_only:
+            folder.rmdir()
+        elif folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except BaseException:

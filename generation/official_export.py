@@ -63,7 +63,7 @@ def export_official(dataset: Path, folder: Path) -> dict:
     for sid in sorted(with_views):
         check_shape_id(sid, dataset / "dataset.json")
     refs = {d["shape_id"]: ShapeRef.from_json(d) for d in data.get("shapes") or []}
-    with write_atomic_folder(folder) as tmp:  # replaces the empty folder, if any, at the end
+    with write_atomic_folder(folder, empty_only=True) as tmp:  # replaces the empty folder, if any, at the end
         source_res = _write_queries(dataset, rows, tmp)
         for name in view_shards:
             with open_shard(dataset / "shards" / name, "views") as f:

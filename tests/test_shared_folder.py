@@ -141,3 +141,6 @@ def test_atomic_writes_replace_whole_or_leave_the_old_and_no_temporary(tmp_path)
     with write_atomic_folder(folder) as tmp:
         (tmp / "z.txt").write_text("2")
     assert os.listdir(folder) == ["z.txt"] and os.listdir(folder.parent) == ["shape"]  # the old folder replaced
+    with pytest.raises(OSError), write_atomic_folder(folder, empty_only=True) as tmp:
+        (tmp / "w.txt").write_text("3")
+    assert os.listdir(folder) == ["z.txt"] and os.listdir(folder.parent) == ["shape"]  # a full folder is kept
