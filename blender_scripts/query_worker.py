@@ -29,8 +29,8 @@ from brokenchairs.generation.generate import GenerateConfig
 from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
-from brokenchairs.generation.render_settings import LIGHT_PRESETS
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
+from brokenchairs.generation.render_settings import LIGHT_PRESETS
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref
 
