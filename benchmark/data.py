@@ -33,15 +33,13 @@ from torch.utils.data import Dataset, Sampler
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES, TYPE_NAMES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.dataset import read_dataset
-from brokenchairs.generation.queries import ANOMALY_CODES
 from brokenchairs.generation.shards import open_shard
 from brokenchairs.generation.cameras import unproject_depth
 from brokenchairs.generation.splits import SPLITS, split_of
 from brokenchairs.generation.views import points_to_patches
-
-TYPE_NAMES = {v: k for k, v in ANOMALY_CODES.items()}
 
 
 @dataclass(frozen=True)

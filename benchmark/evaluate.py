@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,12 @@ from PIL import Image, ImageDraw
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, shuffled_references
 from brokenchairs.benchmark.inference import Predictions, run_inference
-from brokenchairs.benchmark.metrics import TYPE_NAMES, compute_metrics
+from brokenchairs.benchmark.metrics import compute_metrics
+from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.sheets import save_grid
 from brokenchairs.models import spec
+from brokenchairs.shared_folder import write_atomic
 
 
 def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = None, split: str = "test",
@@ -40,35 +42,28 @@ def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = N
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.csv", preds)
-    _atomic_text(out / "metrics.json", json.dumps(metrics, indent=1))
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=1))
     plot_roc(out / "roc.png", preds, name)
     draw_examples(out / "examples.png", preds, index, views, examples, reference_of)
     return metrics
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_predictions(path: Path, p: Predictions) -> None:
     fields = ["sample_id", "shape_id", "anomaly_type", "label", "score", "pred"]
     fields += ["box_x0", "box_y0", "box_x1", "box_y1"] if p.pred_box is not None else []
     fields += ["view_pred", "view_true"] if p.view_pred is not None else []
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(fields)
-        for i in range(len(p.label)):
-            row = [p.sample_id[i], p.shape_id[i], TYPE_NAMES.get(int(p.code[i]), "unknown"), int(p.label[i]),
-                   f"{p.score[i]:.6f}", int(p.score[i] >= 0.5)]
-            if p.pred_box is not None:
-                row += [f"{v:.2f}" for v in p.pred_box[i]]
-            if p.view_pred is not None:
-                row += [int(p.view_pred[i]), int(p.view_true[i])]
-            w.writerow(row)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(fields)
+    for i in range(len(p.label)):
+        row = [p.sample_id[i], p.shape_id[i], TYPE_NAMES.get(int(p.code[i]), "unknown"), int(p.label[i]),
+               f"{p.score[i]:.6f}", int(p.score[i] >= 0.5)]
+        if p.pred_box is not None:
+            row += [f"{v:.2f}" for v in p.pred_box[i]]
+        if p.view_pred is not None:
+            row += [int(p.view_pred[i]), int(p.view_true[i])]
+        w.writerow(row)
+    write_atomic(path, buf.getvalue())
 
 
 def plot_roc(path: Path, p: Predictions, title: str) -> None:
@@ -91,10 +86,8 @@ def plot_roc(path: Path, p: Predictions, title: str) -> None:
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC: {title}", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def pick_examples(p: Predictions, n: int) -> list[int]:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, precision_recall_fscore_support, roc_auc_score
 
-from brokenchairs.generation.queries import ANOMALY_CODES
-
-TYPE_NAMES = {v: k for k, v in ANOMALY_CODES.items()}
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES, TYPE_NAMES
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:

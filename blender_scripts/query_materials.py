@@ -15,8 +15,8 @@ import numpy as np
 
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.materials.prefilter import (UV_UNITS_PER_METRE, constant_value, mip_factor,
-                                                         prefilter_maps, srgb_to_linear)
+from brokenchairs.generation.materials.prefilter import UV_UNITS_PER_METRE, constant_value, mip_factor, prefilter_maps
+from brokenchairs.generation.srgb import srgb_to_linear
 
 COLOR_ROLES = ("basecolor",)
 FLAT_NORMAL = (0.5, 0.5, 1.0)

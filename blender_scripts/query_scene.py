@@ -3,7 +3,8 @@
 A query is rendered in two passes (``render_region`` explains why): the ground at 1/4 resolution,
 then the object's rectangle composited over it in linear light and denoised (``QueryCompositor``).
 
-One ``QueryRenderer`` per worker process holds the Cycles scene; materials (``query_materials``:
+One ``QueryRenderer`` per worker process holds the Cycles scene (the renders that only tests and
+benchmarks make of it are in ``query_probes``); materials (``query_materials``:
 maps prefiltered for the query camera unless ``prefilter_textures`` is off) are built once per
 worker and cached by name. A shape's parts become objects whose ``pass_index`` is fixed by the
 reference shape (position + 1), so the object-index pass gives part masks; an anomalous variant
@@ -26,19 +27,19 @@ from brokenchairs.generation.coverage import coverage as silhouette_coverage
 from brokenchairs.generation.coverage import merged_mesh, triangles_2d
 from brokenchairs.generation.materials.assign import group_of, label_groups
 from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.render_region import (GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES, assemble,
-                                                   hull_points, render_region, upsample_ground)
+from brokenchairs.generation.render_region import assemble, hull_points, render_region, upsample_ground
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES
 from brokenchairs.generation.shape import Part
 
 # Cycles' blue-noise sample pattern: +0.3 dB median chair PSNR after the denoiser over the tabulated
-# Sobol pattern of bpy 5.0's factory scene, at the same cost (perf/bench_render.py), so 11 spp now
-# does what 12 did. The first sample of each pixel is the same whatever the sample count, so the
+# Sobol pattern of bpy 5.0's factory scene, at the same cost (perf/bench_render.py), so 11 spp did
+# what 12 had done (11 was the default then; since the exact silhouette coverage it is 8,
+# ``render_settings.OBJECT_SAMPLES``). The first sample of each pixel is the same whatever the sample count, so the
 # masks-only renders' object index still equals the full render's (a test checks). Its samples
 # depend on the largest sample count the Cycles session has rendered so far, so each renderer
 # first renders one pixel at its largest count (``prime``): every render of a worker, the first
 # included, then samples the same way, and a resumed run equals an uninterrupted one (a test).
 SAMPLING_PATTERN = "BLUE_NOISE"
-FACTORY_PATTERN = "TABULATED_SOBOL"  # the baselines of render_single_pass: Cycles as it comes
 
 
 class QueryRenderer:
@@ -103,10 +104,10 @@ class QueryRenderer:
         """One pixel of the empty scene at ``samples`` spp: Cycles' blue-noise pattern is set by the
         largest count rendered so far, so renders at up to ``samples`` spp sample as in any other
         renderer primed so (module docstring). Rendering more samples later (a higher ``self.samples``,
-        a ``render_single_pass`` reference) changes the images after it."""
+        a ``query_probes.render_single_pass`` reference) changes the images after it."""
         r = self.resolution
         K = np.array([[r, 0, r / 2], [0, r, r / 2], [0, 0, 1]], float)
-        self._pass(K, np.eye(4), r, (0, 0, 1, 1), objects=False, samples=samples, denoise=False, passes=(), rgb=False)
+        self.render_pass(K, np.eye(4), r, (0, 0, 1, 1), objects=False, samples=samples, denoise=False, passes=(), rgb=False)
 
     # --- scene ------------------------------------------------------------------------------
     def _ground(self) -> None:
@@ -200,17 +201,13 @@ class QueryRenderer:
             raise RuntimeError("no parts in the scene")
         return render_region(self._hull, K, world_to_cam, self.resolution)
 
-    def render(self, K: np.ndarray, world_to_cam: np.ndarray, masks_only: bool = False) -> dict[str, np.ndarray]:
-        """RGB (uint8), object index and depth of one full view (``render_views`` of one camera)."""
-        return self.render_views(K, [world_to_cam], masks_only)[0]
-
     def render_views(self, K: np.ndarray, cams: Sequence[np.ndarray], masks_only: bool = False) -> list[dict[str, np.ndarray]]:
         """RGB (uint8), object index and depth of each view of the scene, in two passes (module docstring).
 
         The ground passes of all ``cams`` come first, then their object passes: switching between
         the two (what the camera sees) makes Cycles re-sync the scene and rebuild its BVH (~30 ms a
         switch on a 45k-triangle PartNet chair), so a batch pays that twice, not twice per view.
-        The images are those of one ``render`` per view (a test compares them).
+        The images are those of one render per view (``query_probes.render_view``; a test compares them).
         Index and depth come from the object pass and are exact (every object pixel lies inside
         the rectangle). ``masks_only``: only the object index, from the object pass alone at 1
         sample, no denoiser, no ground, no image or depth files, every object in one black
@@ -223,14 +220,14 @@ class QueryRenderer:
             return [self._masks(K, c, region) for c, region in zip(cams, regions)]
         small = r // GROUND_SCALE
         scale = np.array([[1 / GROUND_SCALE] * 3] * 2 + [[0, 0, 1]])
-        grounds = [upsample_ground(self._pass(K * scale, c, small, (0, 0, small, small), objects=False,
+        grounds = [upsample_ground(self.render_pass(K * scale, c, small, (0, 0, small, small), objects=False,
                                               samples=self.ground_samples, denoise=self.denoise, passes=())[0], r)
                    for c in cams]
         out = []
         for c, region, ground in zip(cams, regions, grounds):
             x0, y0, x1, y1 = region
             cov = silhouette_coverage(triangles_2d(*self._geometry, K, c), region) if self.exact_coverage else None
-            rgb, passes = self._pass(K, c, r, region, objects=True, samples=self.samples, denoise=self.denoise,
+            rgb, passes = self.render_pass(K, c, r, region, objects=True, samples=self.samples, denoise=self.denoise,
                                      background=ground[y0:y1, x0:x1], coverage=cov)
             index = np.zeros((r, r), np.int32)
             depth = np.zeros((r, r), np.float32)
@@ -239,54 +236,16 @@ class QueryRenderer:
             out.append({"rgb": assemble(ground, region, rgb, index[y0:y1, x0:x1] > 0), "index": index, "depth": depth})
         return out
 
-    def render_alpha(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int) -> np.ndarray:
-        """The object's (h, w) alpha over the whole frame as Cycles' ``samples`` camera samples per
-        pixel estimate it (the object pass unshaded): the truth ``generation.coverage`` computes
-        exactly, for tests and benchmarks."""
-        r = self.resolution
-        _, passes = self._pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
-                               shaded=False, passes=("alpha",), rgb=False)
-        return passes["alpha"]
-
     def _masks(self, K: np.ndarray, world_to_cam: np.ndarray, region: tuple[int, int, int, int]) -> dict[str, np.ndarray]:
         r = self.resolution
         x0, y0, x1, y1 = region
-        _, passes = self._pass(K, world_to_cam, r, region, objects=True, samples=1, denoise=False, shaded=False,
+        _, passes = self.render_pass(K, world_to_cam, r, region, objects=True, samples=1, denoise=False, shaded=False,
                                passes=("index",), rgb=False)
         index = np.zeros((r, r), np.int32)
         index[y0:y1, x0:x1] = np.rint(passes["index"]).astype(np.int32)
         return {"index": index}
 
-    def render_single_pass(self, K: np.ndarray, world_to_cam: np.ndarray, samples: int,
-                           cycles_denoiser: tuple[str, str] | None = None, seed: int = 0,
-                           threads: int | None = None, pattern: str = FACTORY_PATTERN) -> dict[str, np.ndarray]:
-        """The textbook render, for comparisons: one full frame, chair and ground seen together,
-        Cycles' own denoiser (prefilter, quality) on the transparent render or none, then over white.
-        ``seed``: Cycles' sampling seed (production uses 0); ``threads``: for this render only;
-        ``pattern``: Cycles' sample pattern (by default the factory scene's, not production's)."""
-        r = self.resolution
-        scene = bpy.context.scene
-        cyc = scene.cycles
-        saved_threads = scene.render.threads
-        cyc.use_denoising = cycles_denoiser is not None
-        if cycles_denoiser is not None:
-            cyc.denoiser, cyc.denoising_input_passes = "OPENIMAGEDENOISE", "RGB_ALBEDO_NORMAL"
-            cyc.denoising_prefilter, cyc.denoising_quality = cycles_denoiser
-        cyc.seed, cyc.sampling_pattern = seed, pattern
-        if threads:
-            scene.render.threads = threads
-        try:
-            rgb, passes = self._pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
-                                     ground_visible=True)
-        finally:
-            cyc.use_denoising, cyc.seed, scene.render.threads = False, 0, saved_threads
-            cyc.sampling_pattern = SAMPLING_PATTERN
-        index = np.rint(passes["index"]).astype(np.int32)
-        depth = clean_depth(passes["depth"])
-        depth[index == 0] = 0.0  # the shadow-catcher ground is background
-        return {"rgb": rgb, "index": index, "depth": depth}
-
-    def _pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
+    def render_pass(self, K, world_to_cam, size: int, region, objects: bool, samples: int, denoise: bool,
               background: np.ndarray | None = None, ground_visible: bool | None = None, shaded: bool = True,
               passes: tuple[str, ...] = ("depth", "index"), rgb: bool = True,
               coverage: np.ndarray | None = None) -> tuple[np.ndarray | None, dict]:
@@ -330,7 +289,7 @@ class QueryRenderer:
 
 
 def _set(block, name: str, value) -> None:
-    """``block.name = value`` unless it already is (``QueryRenderer._pass``)."""
+    """``block.name = value`` unless it already is (``QueryRenderer.render_pass``)."""
     if getattr(block, name) != value:
         setattr(block, name, value)
 

@@ -22,14 +22,15 @@ from pathlib import Path
 import numpy as np
 
 import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
-from brokenchairs.blender_scripts.query_scene import LIGHT_PRESETS, QueryRenderer
+from brokenchairs.blender_scripts.query_scene import QueryRenderer
 from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
-from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
+from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
 from brokenchairs.generation.generate import GenerateConfig
 from brokenchairs.generation.plan import QueryTask, Unit
 from brokenchairs.generation.materials.assign import assign_materials, material_id
 from brokenchairs.generation.materials.library import load_library
 from brokenchairs.generation.queries import QCConfig, QuerySample, anomaly_rejection, bbox_of, frame_rejection
+from brokenchairs.generation.render_settings import LIGHT_PRESETS
 from brokenchairs.generation.shards import write_query_shard
 from brokenchairs.generation.sources import ShapeRef, load_ref
 
@@ -69,8 +70,7 @@ def render_unit(unit: Unit, clock: list[float], counters: Counter) -> list[tuple
         counters.update({f"rejected:3d:{k}": v for k, v in record.rejections.items()})
     assignment = assign_materials(shape, _state["library"], rng)
     light_id = int(rng.integers(len(LIGHT_PRESETS)))
-    ks = rng.choice(20, size=unit.views, replace=False)
-    views = [Viewpoint(float(k * np.pi / 10), float(rng.uniform(np.pi / 9, 2 * np.pi / 9))) for k in sorted(ks)]
+    views = query_viewpoints(rng, unit.views)
     K = intrinsics(cfg.resolution, fov_deg=cfg.fov_deg)
     target = bbox_center(shape.bounds)  # the reference's centre: the variant stays in its frame
     cams = [camera_for(v, target) for v in views]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
 
@@ -193,7 +194,7 @@ def anomalies() -> None:
 
 @anomalies.command("apply")
 @click.option("--shape", "shape_dir", type=click.Path(path_type=Path), required=True, help="One PartNet-layout shape.")
-@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing"]), required=True)
+@click.option("--type", "kind", type=click.Choice(ANOMALY_TYPES), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--pool", "pool_dir", type=click.Path(path_type=Path), help="Shapes that supply donors for swapped.")

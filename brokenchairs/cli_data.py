@@ -15,11 +15,12 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
-from brokenchairs.generation.render_region import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
-ANOMALY_CHOICES = ["position", "rotation", "broken", "swapped", "missing", "normal", "all"]
+ANOMALY_CHOICES = [*ANOMALY_TYPES, "normal", "all"]
 
 
 def _execution_options(f):
@@ -193,19 +194,19 @@ def _default_library(out: Path, cfg) -> None:
 
 @click.command("plan")
 @_dataset_options
-@click.option("--dry-run", is_flag=True, help="Only print; write nothing (the default for plan).")
 @click.option("--write", is_flag=True, help="Record the plan in OUT/dataset.json for later generate/array jobs.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Cores to estimate for [default: cores].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def plan_cmd(ctx, dry_run, write, workers, as_json, **opts):
-    """Print what generate would make (splits, units, views, shards) and how long it would take.
+def plan_cmd(ctx, write, workers, as_json, **opts):
+    """Print what generate would make (splits, units, views, shards) and how long it would take;
+    writes nothing unless --write.
 
     \b
-    Example: brokenchairs plan --num-shapes 8000 --out data/ --dry-run
+    Example: brokenchairs plan --num-shapes 8000 --out data/
              brokenchairs plan --config dataset.json --out data/ --write   # then array jobs run generate
     """
-    _print_plan(ctx, opts, workers, write and not dry_run, as_json)
+    _print_plan(ctx, opts, workers, write, as_json)
 
 
 def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool) -> None:
@@ -346,7 +347,7 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
 @click.command("preview")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write.")
-@click.option("--type", "kind", type=click.Choice(["position", "rotation", "broken", "swapped", "missing", "normal"]),
+@click.option("--type", "kind", type=click.Choice([*ANOMALY_TYPES, "normal"]),
               default=None, help="Only this type [default: a round-robin over types].")
 @click.option("--n", type=click.IntRange(min=1), default=24, show_default=True)
 @click.option("--columns", type=click.IntRange(min=1), default=6, show_default=True)

@@ -34,6 +34,7 @@ import re
 import secrets
 import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -193,6 +194,27 @@ def write_atomic(path: Path, data: str | bytes | Callable[[BinaryIO], object], s
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def write_atomic_folder(folder: Path, empty_only: bool = False) -> Iterator[Path]:
+    """A fresh temporary folder beside ``folder`` (``.<name>.<random>``, unique to this write) to
+    fill; when the block ends it replaces ``folder`` (an old one is deleted first; ``empty_only``:
+    only an empty one, else OSError), and when the block raises it is deleted: ``folder`` is never
+    seen half-written."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        if folder.exists() and empty_only:
+            folder.rmdir()
+        elif folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 # --- the lock ------------------------------------------------------------------------------------

@@ -56,10 +56,15 @@ def camera_for(view: Viewpoint, target: np.ndarray) -> np.ndarray:
     return look_at(eye_position(view, target), target)
 
 
-def query_viewpoint(rng: np.random.Generator) -> Viewpoint:
-    """Paper 3.2: azimuth on the k*pi/10 grid, elevation uniform in [pi/9, 2pi/9], radius 2.5."""
-    k = int(rng.integers(0, 20))
-    return Viewpoint(k * np.pi / 10, float(rng.uniform(np.pi / 9, 2 * np.pi / 9)), QUERY_RADIUS)
+QUERY_AZIMUTHS = 20  # paper 3.2: azimuths on the k*pi/10 grid, k = 0..19
+
+
+def query_viewpoints(rng: np.random.Generator, count: int) -> list[Viewpoint]:
+    """The query views of one unit (paper 3.2), the law generation renders: ``count`` distinct
+    azimuths of the k*pi/10 grid (drawn without replacement, returned in grid order), each with
+    an elevation uniform in [pi/9, 2pi/9], radius 2.5."""
+    ks = rng.choice(QUERY_AZIMUTHS, size=count, replace=False)
+    return [Viewpoint(float(k * np.pi / 10), float(rng.uniform(np.pi / 9, 2 * np.pi / 9))) for k in sorted(ks)]
 
 
 def reference_viewpoints(count: int = 20, elevation: float = np.pi / 6, radius: float = QUERY_RADIUS) -> list[Viewpoint]:

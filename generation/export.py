@@ -8,6 +8,7 @@ import trimesh
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shape import Shape
+from brokenchairs.shared_folder import write_atomic
 
 FORMATS = (".obj", ".glb", ".gltf", ".ply", ".stl")
 
@@ -32,7 +33,4 @@ def export_shape(shape: Shape, path: str | Path, node_id: int | None = None) -> 
         scene.metadata["shape_id"] = shape.shape_id
         data = scene.export(file_type=path.suffix[1:].lower())
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
-    tmp.replace(path)
-    return path
+    return write_atomic(path, data)

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG
 from brokenchairs.generation.dataset import claim_section, dataset_lock, read_dataset, update_dataset, write_dataset
 from brokenchairs.generation.executor import run_tasks
-from brokenchairs.generation.render_region import OBJECT_SAMPLES as DEFAULT_SAMPLES
 from brokenchairs.generation.plan import BALANCES, QueryTask, Unit, check_share, plan_tasks, plan_units, task_share
-from brokenchairs.generation.queries import ANOMALY_TYPES
+from brokenchairs.generation.render_settings import OBJECT_SAMPLES as DEFAULT_SAMPLES
 from brokenchairs.generation.shards import is_complete, read_manifest_lines, remove_stale_tmp
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, check_ratios

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from brokenchairs.generation.queries import bbox_of
 from brokenchairs.generation.shards import open_shard, read_view_group
 from brokenchairs.generation.sources import ShapeRef, load_ref
 from brokenchairs.generation.views import ViewSet, patch_points
+from brokenchairs.shared_folder import write_atomic_folder
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,7 @@ def export_official(dataset: Path, folder: Path) -> dict:
     for sid in sorted(with_views):
         check_shape_id(sid, dataset / "dataset.json")
     refs = {d["shape_id"]: ShapeRef.from_json(d) for d in data.get("shapes") or []}
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with write_atomic_folder(folder, empty_only=True) as tmp:  # replaces the empty folder, if any, at the end
         source_res = _write_queries(dataset, rows, tmp)
         for name in view_shards:
             with open_shard(dataset / "shards" / name, "views") as f:
@@ -74,12 +71,6 @@ def export_official(dataset: Path, folder: Path) -> dict:
                     _write_views(read_view_group(f[sid]), dataset, refs.get(sid), tmp / "shapes" / f"shape_{sid}")
         splits = (data.get("splits") or {}).get("shapes") or {}
         (tmp / "split.json").write_text(json.dumps({k: splits.get(k, []) for k in ("train", "val", "test")}, indent=1))
-        if folder.exists():
-            folder.rmdir()
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {"images": len(rows), "shapes": len(with_views), "resampled_from": source_res if source_res != SIZE else None}
 
 

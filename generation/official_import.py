@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.dataset import update_dataset
 from brokenchairs.generation.official import BOX_FRAME, NAME, annotation_candidates, from_release_rt
 from brokenchairs.generation.official_points import write_points
-from brokenchairs.generation.queries import ANOMALY_CODES, QuerySample, bbox_of
+from brokenchairs.generation.queries import QuerySample, bbox_of
 from brokenchairs.generation.shards import SCHEMA_VERSION, write_query_shard, write_view_shard
 from brokenchairs.generation.views import ViewSet
 

@@ -14,9 +14,6 @@ sources share one loading path.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import numpy as np
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shape import PartNode, Shape, check_mesh, concat_meshes, normalise
+from brokenchairs.shared_folder import write_atomic_folder
 
 RESULT_FILES = ("result_after_merging.json", "result.json")
 
@@ -166,9 +164,7 @@ def _build_node(raw: object, folder: Path, result: Path) -> PartNode:
 def write_shape(shape: Shape, folder: str | Path) -> Path:
     """Write ``shape`` as a PartNet folder (y up), atomically: a temp folder renamed at the end."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with write_atomic_folder(folder) as tmp:
         (tmp / "objs").mkdir()
         obj_names: dict[int, str] = {}
         for k, part in enumerate(shape.parts()):
@@ -184,12 +180,6 @@ def write_shape(shape: Shape, folder: str | Path) -> Path:
         meta.setdefault("anno_id", shape.shape_id)
         meta.setdefault("model_cat", "Chair")
         (tmp / "meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -4,8 +4,8 @@
 - A work unit is one variant: (shape, anomaly type) or the shape's normal unit. Its seed comes
   from the dataset seed and its stable id, so the same config gives the same unit anywhere.
 - Which anomaly types a shape gets follows the paper's Table 1 (``balance="table1"``, default):
-  each type on its share of the shapes (position 69%, rotation 68%, broken 75%, swapped 79%,
-  missing 64% of 8,143), drawn per (shape, type) from the unit's seed; every shape has its normal
+  each type on its share of the shapes (``data_manifests/table1.json``: 64-79% of 8,143 per
+  type), drawn per (shape, type) from the unit's seed; every shape has its normal
   unit. ``balance="every-shape"`` gives every asked type to every shape.
 - Views per unit follow the paper's Table 1 unless a fixed count is asked for: anomaly variants
   draw from 1..8 with median 4, normal shapes from 1..12 with median 8 (a rounded normal law,
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.data_manifests import load_json
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.sources import ShapeRef
 from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits
@@ -35,12 +36,13 @@ TABLE1 = load_json("table1.json")
 # the spread (sd) is ours: a rounded normal law, clipped to the range.
 VIEW_LAWS = {kind: (float(TABLE1[kind]["views"][2]), sd, TABLE1[kind]["views"][0], TABLE1[kind]["views"][1])
              for kind, sd in (("anomaly", 1.6), ("normal", 2.4))}  # (mean, sd, min, max)
-TYPE_SHARES = {kind: row["shapes"] / TABLE1["shapes"] for kind, row in TABLE1["types"].items()}
+TYPE_SHARES = {kind: TABLE1["types"][kind]["shapes"] / TABLE1["shapes"] for kind in ANOMALY_TYPES}
 BALANCES = ("table1", "every-shape")
 # CPU-seconds per 256x256 query render on this machine kind, in the pipeline (perf/bench_generate.py
 # --shapes 12 at 11 and 12 spp, 2 workers, each bound to its core): the ground pass and fixed costs,
 # plus the object pass per sample; a masks-only render; per variant set-up (shape, anomaly, scene,
-# shard writes). Scaled by pixels. Fit: 0.48 / 0.45 CPU-s per kept query at 12 / 11 spp.
+# shard writes). Scaled by pixels. Fit: 0.48 / 0.45 CPU-s per kept query at 12 / 11 spp (fitted when 11
+# was the default; the default is now 8, ``render_settings.OBJECT_SAMPLES``, priced on the same line).
 RENDER_CPU_S_256 = (0.12, 0.025)  # (fixed, per spp)
 MASKS_ONLY_CPU_S_256 = 0.02
 SETUP_CPU_S_PER_VARIANT = 0.05

@@ -13,10 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ANOMALY_CODES = {"normal": 0, "position": 1, "rotation": 2, "broken": 3, "swapped": 4, "missing": 5}
-ANOMALY_TYPES = tuple(k for k in ANOMALY_CODES if k != "normal")  # paper 3.1; the anomaly engine draws these
-
-
 @dataclass(frozen=True)
 class QCConfig:
     min_anomaly_pixels: int = 24  # at 256x256; scaled by area for other resolutions

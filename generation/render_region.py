@@ -2,8 +2,9 @@
 
 ~85% of a 256x256 query is ground: white with soft shadows that reach the frame edges under the
 big area lights. The ground has no texture and its shadows are smooth, so a query is rendered as
-- a ground pass: the whole frame at 1/``GROUND_SCALE`` resolution, the chair hidden from the
-  camera (it still casts its shadows), denoised, upsampled in linear light (``upsample_ground``);
+- a ground pass: the whole frame at 1/``GROUND_SCALE`` resolution (``render_settings``), the
+  chair hidden from the camera (it still casts its shadows), denoised, upsampled in linear light
+  (``upsample_ground``);
 - an object pass: only the object's rectangle (``render_region``: the projection of the shape's
   convex hull plus a margin) via Cycles' render border + crop, the ground hidden from the camera
   (it still lights the chair), so rays that miss the chair cost almost nothing. The chair is
@@ -14,7 +15,7 @@ big area lights. The ground has no texture and its shadows are smooth, so a quer
   denoised pixels fade into the ground pass, so no rectangle shows.
 Cycles seeds each pixel by its full-frame coordinates, so the object-index and depth passes in
 the rectangle are those of a full-frame render (a test compares them), and outside it exactly 0.
-Light presets live here (not in blender_scripts) because geometry needs them too.
+The pass's scale and sample counts, and the lights, are in ``render_settings``; sRGB in ``srgb``.
 """
 
 from __future__ import annotations
@@ -23,21 +24,11 @@ import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
 from brokenchairs.generation.cameras import project
+from brokenchairs.generation.srgb import linear_to_srgb8, srgb8_to_linear
 
-GROUND_SCALE = 4  # the ground/shadow pass renders at 1/4 resolution (1/16 of the pixels)
-GROUND_SAMPLES = 3  # denoised; at 2 spp the ground is visibly blotchier (-0.3 dB on its pixels, chair pixels unchanged) for -0.012 CPU-s
 # Pixels around the object's projected bounding box: Cycles' pixel filter ("1.5 px") reaches 1.5 px
 # out (generation/coverage.py), so 3 px keep every object pixel inside; each pixel more costs samples and denoising.
 REGION_MARGIN_PX = 3.0
-OBJECT_SAMPLES = 8  # the default of `generate --samples`; with the exact silhouette coverage 8 spp match the 11 of before (perf/bench_render.py)
-
-# (type, position, power or strength, size: area side in m or sun angle in degrees)
-LIGHT_PRESETS = [
-    {"name": "studio", "world": 0.55, "lights": [("AREA", (-1.6, -2.2, 3.0), 260.0, 2.5), ("AREA", (2.5, 1.0, 2.0), 80.0, 2.0)]},
-    {"name": "overhead", "world": 0.6, "lights": [("AREA", (0.2, -0.3, 3.2), 300.0, 3.0)]},
-    {"name": "sun", "world": 0.5, "lights": [("SUN", (-0.6, -0.9, 1.4), 2.6, 12.0)]},
-    {"name": "window", "world": 0.45, "lights": [("AREA", (-3.0, -0.5, 2.2), 380.0, 2.5), ("AREA", (0.0, 0.0, 3.5), 60.0, 3.0)]},
-]
 
 
 def hull_points(points: np.ndarray) -> np.ndarray:
@@ -65,36 +56,6 @@ def render_region(hull: np.ndarray, K: np.ndarray, world_to_cam: np.ndarray, res
     return clip(x0), clip(y0), clip(x1), clip(y1)
 
 
-def _srgb_to_linear_exact(srgb: np.ndarray) -> np.ndarray:
-    c = np.asarray(srgb, np.float32) / 255.0
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-_SRGB_TO_LINEAR = _srgb_to_linear_exact(np.arange(256))  # 8-bit sRGB -> linear, a table
-
-
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """sRGB values (0-255; uint8 through a table) -> float32 linear light."""
-    srgb = np.asarray(srgb)
-    return _SRGB_TO_LINEAR[srgb] if srgb.dtype == np.uint8 else _srgb_to_linear_exact(srgb)
-
-
-def _linear_to_srgb_exact(c: np.ndarray) -> np.ndarray:
-    s = np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
-    return np.clip(s * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-_LINEAR_LEVELS = 65535  # linear light in 16-bit steps: < 0.03 of an 8-bit sRGB level even near black
-_LINEAR_TO_SRGB = _linear_to_srgb_exact(np.arange(_LINEAR_LEVELS + 1, dtype=np.float64) / _LINEAR_LEVELS)
-
-
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """float linear light -> uint8 sRGB (rounded, clipped), through a 16-bit table (a pow per
-    pixel cost ~6 ms a 256x256 frame)."""
-    c = np.clip(np.asarray(linear, np.float32), 0.0, 1.0)
-    return _LINEAR_TO_SRGB[np.rint(c * _LINEAR_LEVELS).astype(np.int32)]
-
-
 def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
     """The low-resolution ground pass (h, w, 3) uint8 sRGB -> (size, size, 3) float32 linear grey,
     bicubic in linear light (shadows are smooth; interpolating sRGB values would darken them)."""
@@ -102,7 +63,7 @@ def upsample_ground(ground_srgb: np.ndarray, size: int) -> np.ndarray:
 
     # white lights over a white ground: the ground is grey; averaging the channels also removes the
     # faint colour casts the denoiser leaves in the small image's corners
-    lin = srgb_to_linear(ground_srgb[..., :3]).mean(-1)
+    lin = srgb8_to_linear(ground_srgb[..., :3]).mean(-1)
     grey = np.clip(np.asarray(Image.fromarray(lin).resize((size, size), Image.BICUBIC)), 0.0, 1.0)
     return np.repeat(grey[..., None], 3, -1).astype(np.float32)
 
@@ -121,7 +82,7 @@ def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], objec
     pixels, exactly the ground from ``feather[1]``."""
     from scipy.ndimage import distance_transform_cdt
 
-    out = linear_to_srgb(ground_linear)
+    out = linear_to_srgb8(ground_linear)
     x0, y0, x1, y1 = region
     crop = out[y0:y1, x0:x1]
     if object_mask is None:
@@ -135,5 +96,5 @@ def assemble(ground_linear: np.ndarray, region: tuple[int, int, int, int], objec
     crop[keep] = object_rgb[keep]
     band = (d > near) & (d < far)
     w = ((far - d[band]) / (far - near)).astype(np.float32)[:, None]
-    crop[band] = linear_to_srgb(w * srgb_to_linear(object_rgb[band]) + (1 - w) * ground_linear[y0:y1, x0:x1][band])
+    crop[band] = linear_to_srgb8(w * srgb8_to_linear(object_rgb[band]) + (1 - w) * ground_linear[y0:y1, x0:x1][band])
     return out

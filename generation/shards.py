@@ -35,7 +35,8 @@ VIEW_FIELDS = ("gray", "depth", "K", "world_to_cam", "azimuth", "elevation", "pa
 
 @contextlib.contextmanager
 def atomic_h5(path: Path, kind: str) -> Iterator[h5py.File]:
-    """Open ``path.tmp`` for writing; on success flag it complete and rename it to ``path``."""
+    """Open a temporary of this write (``tmp_path``: h5py writes by path); on success flag it complete
+    and rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path(path)
@@ -127,7 +128,7 @@ _STR = h5py.string_dtype("utf-8")
 
 def write_query_shard(path: Path, samples: list, manifest_lines: list[str], attrs: dict | None = None) -> int:
     """Write query samples (``generation.queries.QuerySample``) with their manifest lines."""
-    from brokenchairs.generation.queries import ANOMALY_CODES
+    from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 
     n = len(samples)
     with atomic_h5(path, "queries") as f:

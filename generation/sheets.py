@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from brokenchairs.shared_folder import write_atomic
+
 
 def save_grid(tiles: list[Image.Image], out: str | Path, columns: int) -> int:
     """Tile equally sized images row by row onto white and write ``out`` atomically; returns the count."""
@@ -18,7 +20,5 @@ def save_grid(tiles: list[Image.Image], out: str | Path, columns: int) -> int:
         sheet.paste(tile, ((i % columns) * w, (i // columns) * h))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out)
+    write_atomic(out, lambda f: sheet.save(f, format="PNG"))
     return len(tiles)

@@ -13,10 +13,10 @@ import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.data_manifests import load_json
 from brokenchairs.generation.dataset import read_dataset
-from brokenchairs.generation.queries import ANOMALY_TYPES
 from brokenchairs.generation.shards import is_complete, read_manifest_lines
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 from brokenchairs.generation.dataset import DATASET_FILE, read_dataset
-from brokenchairs.generation.queries import ANOMALY_CODES, bbox_of
+from brokenchairs.generation.queries import bbox_of
 from brokenchairs.generation.shards import QUERY_FIELDS, SCHEMA_VERSION, VIEW_FIELDS
 from brokenchairs.errors import InputError
 

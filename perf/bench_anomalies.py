@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brokenchairs.generation.anomalies import ANOMALY_TYPES, AnomalyFailed, DonorPool, make_anomaly
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
+from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
 from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
 from brokenchairs.generation.materials.library import synth_library
-from brokenchairs.generation.render_region import OBJECT_SAMPLES
+from brokenchairs.generation.render_settings import OBJECT_SAMPLES
 from brokenchairs.generation.sources import partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,14 +1,14 @@
 """Render quality and cost of query images: production settings vs the naive default vs a reference.
 
 Usage: python perf/bench_render.py [--procedural 2] [--real 2] [--views 1] [--repeats 3] [--ref-spp 1024]
-                                   [--samples 16] [--unfiltered 16] [--cycles-alpha 11] [--threads 1]
+                                   [--samples 8] [--unfiltered 16] [--cycles-alpha 11] [--threads 1]
                                    [--sheet docs/render-quality.png]
 For procedural chairs and real PartNet chairs (../shared/data/partnet-chairs) with assigned
 materials and a light preset, renders the same 256x256 query views with
   production   the default of `brokenchairs generate`: a 1/4-resolution ground pass, then the
                object's rectangle at --samples spp composited over it in linear light and denoised
                (OIDN, albedo + normal, prefilter and quality FAST), with the texture maps prefiltered
-               for the camera (blender_scripts/query_materials.py); --samples 11,12,16 sweeps,
+               for the camera (blender_scripts/query_materials.py); --samples 8,9,10 sweeps,
   unfiltered   (--unfiltered N) production at N spp with the map files as they are,
   alpha        (--cycles-alpha N) production at N spp with the samples' own alpha on the
                silhouettes instead of generation/coverage.py's exact coverage,
@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.generation.executor import drop_blender_script_paths
-from brokenchairs.generation.render_region import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+from brokenchairs.generation.render_settings import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+from brokenchairs.shared_folder import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))
@@ -73,16 +74,18 @@ def prefiltered(setting: str) -> bool:
 
 
 def render_setting(r, setting: str, K, w2c) -> dict:
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
+
     if setting.startswith(("production", "unfiltered", "alpha")):
         r.samples = int(setting.split("@")[1])
         r.exact_coverage = not setting.startswith("alpha")
-        return r.render(K, w2c)
+        return render_view(r, K, w2c)
     if setting == "masks-only":
-        return r.render(K, w2c, masks_only=True)
+        return render_view(r, K, w2c, masks_only=True)
     if setting == "flag-only":
-        return r.render_single_pass(K, w2c, 4, ("FAST", "FAST"))
+        return render_single_pass(r, K, w2c, 4, ("FAST", "FAST"))
     if setting == "naive":
-        return r.render_single_pass(K, w2c, 2, ("ACCURATE", "HIGH"))
+        return render_single_pass(r, K, w2c, 2, ("ACCURATE", "HIGH"))
     raise ValueError(setting)
 
 
@@ -118,6 +121,7 @@ _REF: dict = {}
 def _ref_render(job: dict) -> dict:
     """One reference in the reference process: the job's scene, map files as they are, all cores."""
     import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
+    from brokenchairs.blender_scripts.query_probes import render_single_pass
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
     from brokenchairs.generation.materials.library import load_library
     from brokenchairs.generation.sources import ShapeRef, load_ref
@@ -131,7 +135,7 @@ def _ref_render(job: dict) -> dict:
     r.set_light(job["light"])
     r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())}, job["assignment"],
                 _REF["by_name"])
-    out = r.render_single_pass(np.array(job["K"]), np.array(job["w2c"]), job["spp"], seed=1, threads=_REF["threads"])
+    out = render_single_pass(r, np.array(job["K"]), np.array(job["w2c"]), job["spp"], seed=1, threads=_REF["threads"])
     r.clear()
     return {"rgb": out["rgb"], "index": out["index"]}
 
@@ -148,9 +152,7 @@ def reference_images(jobs: list[dict], cache: Path) -> list[dict]:
         with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_ref_init,
                                  initargs=(ALL_CPUS,)) as pool:
             for (k, _), img in zip(todo, pool.map(_ref_render, [j for _, j in todo])):
-                tmp = cache / f".{k}.tmp.npz"
-                np.savez_compressed(tmp, **img)
-                os.replace(tmp, cache / f"{k}.npz")
+                write_atomic(cache / f"{k}.npz", lambda f, img=img: np.savez_compressed(f, **img))
     return [dict(np.load(cache / f"{k}.npz")) for k in keys]
 
 
@@ -183,7 +185,7 @@ def main() -> None:
     os.sched_setaffinity(0, set(ALL_CPUS[: args.threads]))
     import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
+    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
     from brokenchairs.generation.materials.assign import assign_materials
     from brokenchairs.generation.materials.library import load_library, synth_library
     from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
@@ -208,7 +210,7 @@ def main() -> None:
         rng = np.random.default_rng(n)
         light = int(rng.integers(4))
         assignment = assign_materials(shape, library, rng)
-        cams = [camera_for(query_viewpoint(rng), bbox_center(shape.bounds)) for _ in range(args.views)]
+        cams = [camera_for(v, bbox_center(shape.bounds)) for v in query_viewpoints(rng, args.views)]
         jobs = [{"ref": ref.to_json(), "light": light, "assignment": assignment, "library": str(lib_dir.resolve()),
                  "K": K.tolist(), "w2c": np.asarray(c).tolist(), "spp": args.ref_spp, "resolution": res} for c in cams]
         scenes.append((ref.shape_id, shape, light, assignment, list(zip(cams, reference_images(jobs, args.ref_cache)))))

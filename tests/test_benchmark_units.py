@@ -10,6 +10,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from brokenchairs.benchmark.config import resolve_config
 from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, QueryRef, augment, closest_view, select_views
+from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.metrics import box_ap, compute_metrics, paired_iou
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.errors import InputError
@@ -256,3 +257,10 @@ def test_shape_bootstrap_interval_contains_the_value_and_paired_difference_sees_
     assert diff.value == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, bad)) and diff.low > 0
     same = paired_difference(y, good, good + 1e-9 * rng.normal(size=400), shapes, replicates=100)
     assert abs(same.low) < 1e-3 and abs(same.high) < 1e-3
+
+
+def test_auto_device_is_cuda_exactly_when_torch_sees_one_and_other_names_pass_through(monkeypatch):
+    for seen, expect in ((True, "cuda"), (False, "cpu")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda seen=seen: seen)
+        assert resolve_device("auto") == expect
+        assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"

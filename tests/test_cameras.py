@@ -11,7 +11,7 @@ from brokenchairs.generation.cameras import (
     eye_position,
     intrinsics,
     project,
-    query_viewpoint,
+    query_viewpoints,
     reference_viewpoints,
     unproject_depth,
 )
@@ -43,10 +43,15 @@ def test_unprojected_depth_returns_the_points():
 
 def test_viewpoint_samplers_follow_the_paper():
     rng = np.random.default_rng(1)
-    for _ in range(50):
-        v = query_viewpoint(rng)
-        assert np.pi / 9 <= v.elevation <= 2 * np.pi / 9 and v.radius == 2.5
-        assert (v.azimuth / (np.pi / 10)) == pytest.approx(round(v.azimuth / (np.pi / 10)))
+    for count in (1, 4, 8, 12, 20):
+        views = query_viewpoints(rng, count)
+        steps = [v.azimuth / (np.pi / 10) for v in views]
+        assert len(views) == count and all(np.pi / 9 <= v.elevation <= 2 * np.pi / 9 and v.radius == 2.5 for v in views)
+        assert steps == pytest.approx([round(s) for s in steps]) and all(0 <= round(s) < 20 for s in steps)
+        assert len({round(s) for s in steps}) == count and steps == sorted(steps)  # distinct, in grid order
+    assert query_viewpoints(np.random.default_rng(7), 5) == query_viewpoints(np.random.default_rng(7), 5)
+    with pytest.raises(ValueError):
+        query_viewpoints(rng, 21)  # without replacement: at most the 20 grid azimuths
     views = reference_viewpoints(20)
     eyes = np.array([eye_position(v, np.zeros(3)) for v in views])
     assert np.all(eyes[:, 2] > 0) and len({round(v.azimuth, 6) for v in views}) == 20

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from brokenchairs.cli import main
+from brokenchairs.data_manifests import load_json
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES, ANOMALY_TYPES, TYPE_NAMES
 from brokenchairs.generation.generate import KINDS
 from brokenchairs.generation.plan import TYPE_SHARES, expected_queries, plan_tasks, plan_units, task_share
 from brokenchairs.generation.sources import procedural_refs
@@ -60,9 +62,9 @@ def test_job_array_shares_partition_the_shards():
         task_share(tasks, 4, 4)
 
 
-def test_plan_dry_run_prints_an_estimate_and_writes_nothing(tmp_path):
+def test_plan_prints_an_estimate_and_writes_nothing_and_so_does_generate_dry_run(tmp_path):
     out = tmp_path / "ds"
-    res = CliRunner().invoke(main, ["plan", "--num-shapes", "50", "--out", str(out), "--dry-run"])
+    res = CliRunner().invoke(main, ["plan", "--num-shapes", "50", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "estimate:" in res.output and "CPU-hours" in res.output and "train" in res.output
     assert not out.exists()
@@ -85,3 +87,10 @@ def test_config_file_describes_a_dataset_and_flags_override_it(tmp_path):
     bad.write_text(json.dumps({"num_shape": 3}))
     res = CliRunner().invoke(main, ["plan", "--config", str(bad), "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "bad.json" in res.output and "num_shape" in res.output
+
+
+def test_the_manifests_name_exactly_the_anomaly_types_and_codes_are_a_bijection():
+    assert tuple(load_json("table1.json")["types"]) == ANOMALY_TYPES == tuple(TYPE_SHARES)
+    assert set(load_json("anomaly_spec.json")) - {"description", "perceptibility"} == set(ANOMALY_TYPES)
+    assert ANOMALY_CODES["normal"] == 0 and sorted(ANOMALY_CODES.values()) == list(range(len(ANOMALY_TYPES) + 1))
+    assert all(TYPE_NAMES[code] == name for name, code in ANOMALY_CODES.items())

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brokenchairs.shared_folder import Owner, fs_now, lock_path, locked, parse_tmp, sweep
+from brokenchairs.shared_folder import Owner, fs_now, lock_path, locked, parse_tmp, sweep, write_atomic, write_atomic_folder
 from brokenchairs.shared_folder import tmp_path as temp_name
 
 
@@ -117,3 +117,30 @@ def test_stale_locks_are_broken_live_ones_are_not(tmp_path):
         lock.write_text(json.dumps({"host": "x", "host_id": "y", "pid": 2, "nonce": "c"}))
     assert json.loads(lock.read_text())["nonce"] == "c"
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_atomic_writes_replace_whole_or_leave_the_old_and_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "a.json"
+    path.parent.mkdir()
+    write_atomic(path, "old")
+    with pytest.raises(RuntimeError):
+        write_atomic(path, lambda f: (f.write(b"half"), (_ for _ in ()).throw(RuntimeError("killed"))))
+    assert path.read_text() == "old" and os.listdir(path.parent) == ["a.json"]
+    write_atomic(path, b"new", sync=True)
+    assert path.read_bytes() == b"new" and os.listdir(path.parent) == ["a.json"]
+
+    folder = tmp_path / "deep" / "shape"
+    with write_atomic_folder(folder) as tmp:
+        assert tmp.is_dir() and tmp.parent == folder.parent and not folder.exists()
+        (tmp / "x.txt").write_text("1")
+    assert (folder / "x.txt").read_text() == "1"
+    with pytest.raises(RuntimeError), write_atomic_folder(folder) as tmp:
+        (tmp / "y.txt").write_text("half")
+        raise RuntimeError("killed")
+    assert os.listdir(folder) == ["x.txt"] and os.listdir(folder.parent) == ["shape"]
+    with write_atomic_folder(folder) as tmp:
+        (tmp / "z.txt").write_text("2")
+    assert os.listdir(folder) == ["z.txt"] and os.listdir(folder.parent) == ["shape"]  # the old folder replaced
+    with pytest.raises(OSError), write_atomic_folder(folder, empty_only=True) as tmp:
+        (tmp / "w.txt").write_text("3")
+    assert os.listdir(folder) == ["z.txt"] and os.listdir(folder.parent) == ["shape"]  # a full folder is kept

@@ -7,6 +7,6 @@ from brokenchairs.generation.anomalies.engine import (
     apply_record,
     make_anomaly,
 )
-from brokenchairs.generation.anomalies.spec import ANOMALY_TYPES, load_spec
+from brokenchairs.generation.anomalies.spec import load_spec
 
-__all__ = ["ANOMALY_TYPES", "AnomalyFailed", "AnomalyRecord", "DonorPool", "apply_record", "load_spec", "make_anomaly"]
+__all__ = ["AnomalyFailed", "AnomalyRecord", "DonorPool", "apply_record", "load_spec", "make_anomaly"]

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.anomalies.ops import APPLY, DRAW, rejection
-from brokenchairs.generation.anomalies.spec import ANOMALY_TYPES, load_spec
+from brokenchairs.generation.anomalies.spec import load_spec
 from brokenchairs.generation.inventory import leaf_nodes
 from brokenchairs.generation.shape import Part, Shape
 from brokenchairs.generation.sources import ShapeRef, load_ref

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from brokenchairs.data_manifests import load_json
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
-from brokenchairs.generation.queries import ANOMALY_TYPES
 
 
 def load_spec(path: str | Path | None = None) -> dict:

@@ -14,10 +14,7 @@ oak -> wood, steel -> metal, ...; else plastic) and the tile scale defaults to 2
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.materials.synth import CLASSES, SVBRDF, synth_material
+from brokenchairs.shared_folder import write_atomic_folder
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp")
 ROLES = ("basecolor", "roughness", "metallic", "specular", "normal")
@@ -134,21 +132,13 @@ def _png(arr: np.ndarray, path: Path) -> None:
 
 def write_material(m: SVBRDF, folder: Path) -> Path:
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with write_atomic_folder(folder) as tmp:
         _png(m.basecolor, tmp / "basecolor.png")
         _png(m.roughness, tmp / "roughness.png")
         _png(m.metallic, tmp / "metallic.png")
         _png(m.normal, tmp / "normal.png")
         (tmp / "material.json").write_text(json.dumps({"name": m.name, "class": m.cls, "tile_scale": m.tile_scale},
                                                       indent=1, sort_keys=True))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

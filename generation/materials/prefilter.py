@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from brokenchairs.generation.cameras import DEFAULT_FOV_DEG, QUERY_RADIUS
+from brokenchairs.generation.srgb import linear_to_srgb, srgb_to_linear
 
 UV_UNITS_PER_METRE = 2.0  # texel density before the material's own tile scale (shape diagonal = 1)
 TEXELS_PER_PIXEL = 2.0  # keep at least this many texels per pixel at the query distance
@@ -46,15 +47,6 @@ def mip_factor(texture_px: int, tile_scale: float, resolution: int, fov_deg: flo
     while factor * 2 <= ratio and texture_px // (factor * 2) >= 1:
         factor *= 2
     return factor
-
-
-def srgb_to_linear(c: np.ndarray) -> np.ndarray:
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    c = np.clip(c, 0.0, None)
-    return np.where(c <= 0.0031308, c * 12.92, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def box_reduce(a: np.ndarray, factor: int) -> np.ndarray:

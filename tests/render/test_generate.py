@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from brokenchairs.cli import main
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 from brokenchairs.generation.anomalies import AnomalyRecord, apply_record
 from brokenchairs.generation.cameras import unproject_depth
 from brokenchairs.generation.materials.library import load_library, load_material
-from brokenchairs.generation.queries import ANOMALY_CODES, bbox_of
+from brokenchairs.generation.queries import bbox_of
 from brokenchairs.generation.sources import load_ref, procedural_refs
 
 pytestmark = pytest.mark.blender

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoint
+from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoints
 from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.render_region import (FEATHER_PX, assemble, linear_to_srgb, render_region, srgb_to_linear,
-                                                   upsample_ground)
+from brokenchairs.generation.render_region import FEATHER_PX, assemble, render_region, upsample_ground
 from brokenchairs.generation.sources import load_ref, procedural_refs
+from brokenchairs.generation.srgb import linear_to_srgb8, srgb8_to_linear
 
 
 def test_region_contains_every_projected_vertex_with_a_margin():
@@ -19,7 +19,7 @@ def test_region_contains_every_projected_vertex_with_a_margin():
     for ref in procedural_refs(6, 2):
         shape = load_ref(ref)
         pts = np.concatenate([p.mesh.vertices for p in shape.parts()])
-        K, w2c = intrinsics(128), camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        K, w2c = intrinsics(128), camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         x0, y0, x1, y1 = render_region(pts, K, w2c, 128)
         uv, _ = project(pts, K, w2c)
         assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
@@ -32,27 +32,27 @@ def test_region_contains_every_projected_vertex_with_a_margin():
 
 def test_srgb_round_trip_is_exact_on_every_8_bit_value():
     v = np.arange(256, dtype=np.uint8)
-    np.testing.assert_array_equal(linear_to_srgb(srgb_to_linear(v)), v)
-    assert srgb_to_linear(np.array([128], np.uint8))[0] == pytest.approx(0.2158, abs=1e-3)  # not 0.5: light is linear
+    np.testing.assert_array_equal(linear_to_srgb8(srgb8_to_linear(v)), v)
+    assert srgb8_to_linear(np.array([128], np.uint8))[0] == pytest.approx(0.2158, abs=1e-3)  # not 0.5: light is linear
 
 
 def test_ground_upsampling_is_in_linear_light_and_assembly_keeps_the_object_pass():
     flat = np.full((8, 8, 3), 200, np.uint8)
-    np.testing.assert_allclose(upsample_ground(flat, 32), srgb_to_linear(np.array([200], np.uint8))[0], atol=1e-5)
+    np.testing.assert_allclose(upsample_ground(flat, 32), srgb8_to_linear(np.array([200], np.uint8))[0], atol=1e-5)
     step = np.full((8, 8, 3), 255, np.uint8)
     step[:, :4] = 0  # half shadow, half white
     up = upsample_ground(step, 64)
-    mid = linear_to_srgb(up[:, 30:34]).astype(int)
+    mid = linear_to_srgb8(up[:, 30:34]).astype(int)
     # a mix of black and white in linear light is brighter in sRGB than the mix of their sRGB values
-    assert mid.max() > 128 and (linear_to_srgb(up[:, :20]) <= 1).all() and (linear_to_srgb(up[:, 44:]) >= 254).all()
+    assert mid.max() > 128 and (linear_to_srgb8(up[:, :20]) <= 1).all() and (linear_to_srgb8(up[:, 44:]) >= 254).all()
     obj = np.full((10, 20, 3), 7, np.uint8)
     out = assemble(up, (30, 5, 50, 15), obj)
     assert (out[5:15, 30:50] == 7).all()
-    np.testing.assert_array_equal(out[20:], linear_to_srgb(up[20:]))
+    np.testing.assert_array_equal(out[20:], linear_to_srgb8(up[20:]))
 
 
 def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_from_it():
-    ground = np.full((40, 60, 3), srgb_to_linear(np.array([230], np.uint8))[0], np.float32)
+    ground = np.full((40, 60, 3), srgb8_to_linear(np.array([230], np.uint8))[0], np.float32)
     obj = np.full((40, 60, 3), 200, np.uint8)  # the denoised crop: its ground a shade darker
     mask = np.zeros((40, 60), bool)
     mask[15:25, 20:30] = True
@@ -68,7 +68,7 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
     # a row leaving the object: the values rise monotonically from the object pass to the ground pass
     row = out[20, 29:].astype(int)[:, 0]
     assert (np.diff(row) >= 0).all() and row[0] == 200 and row[-1] == 230
-    np.testing.assert_array_equal(assemble(ground, (0, 0, 60, 40), obj, np.zeros_like(mask)), linear_to_srgb(ground))
+    np.testing.assert_array_equal(assemble(ground, (0, 0, 60, 40), obj, np.zeros_like(mask)), linear_to_srgb8(ground))
 
 
 def _scene(tmp_path, res: int, samples: int):
@@ -87,9 +87,10 @@ def _psnr(a, b, mask):
 
 @pytest.mark.blender
 def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import SAMPLING_PATTERN
     from brokenchairs.generation.materials.assign import assign_materials
-    from brokenchairs.generation.render_region import OBJECT_SAMPLES
+    from brokenchairs.generation.render_settings import OBJECT_SAMPLES
 
     res = 64
     r, library, by_name = _scene(tmp_path, res, 2)
@@ -100,11 +101,11 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
         index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
         r.set_light(int(rng.integers(4)))
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-        full, two = r.render_single_pass(K, w2c, 2, pattern=SAMPLING_PATTERN), r.render(K, w2c)
-        masks = r.render(K, w2c, masks_only=True)
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
+        full, two = render_single_pass(r, K, w2c, 2, pattern=SAMPLING_PATTERN), render_view(r, K, w2c)
+        masks = render_view(r, K, w2c, masks_only=True)
         r.samples = OBJECT_SAMPLES
-        production = r.render(K, w2c)  # the index is written by each pixel's first sample, whatever the count
+        production = render_view(r, K, w2c)  # the index is written by each pixel's first sample, whatever the count
         r.samples = 2
         for out in (two, masks, production):
             np.testing.assert_array_equal(out["index"], full["index"])
@@ -124,6 +125,7 @@ def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
 def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
     """Cycles' blue-noise pattern depends on the largest sample count rendered so far; a primed
     renderer's first image (ground pass before any object pass) is the one it makes later too."""
+    from brokenchairs.blender_scripts.query_probes import render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
@@ -133,17 +135,18 @@ def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
     r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                 assign_materials(shape, library, rng), by_name)
     K, target = intrinsics(64), bbox_center(shape.bounds)
-    w2c, other = (camera_for(query_viewpoint(rng), target) for _ in range(2))
-    first = r.render(K, w2c)["rgb"]
-    r.render(K, other, masks_only=True)
-    r.render(K, other)
-    np.testing.assert_array_equal(r.render(K, w2c)["rgb"], first)
+    w2c, other = (camera_for(v, target) for v in query_viewpoints(rng, 2))
+    first = render_view(r, K, w2c)["rgb"]
+    render_view(r, K, other, masks_only=True)
+    render_view(r, K, other)
+    np.testing.assert_array_equal(render_view(r, K, w2c)["rgb"], first)
 
 
 @pytest.mark.blender
 def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     """``render_views`` runs every ground pass before any object pass (fewer scene re-syncs); each
-    view's image, index and depth are those of ``render`` on that view alone, masks-only too."""
+    view's image, index and depth are those of ``render_view`` on that view alone, masks-only too."""
+    from brokenchairs.blender_scripts.query_probes import render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
@@ -153,11 +156,11 @@ def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     r.set_parts(shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                 assign_materials(shape, library, rng), by_name)
     K, target = intrinsics(64), bbox_center(shape.bounds)
-    cams = [camera_for(query_viewpoint(rng), target) for _ in range(3)]
+    cams = [camera_for(v, target) for v in query_viewpoints(rng, 3)]
     batch, masks = r.render_views(K, cams), r.render_views(K, cams, masks_only=True)
     assert len(batch) == len(masks) == 3 and r.render_views(K, []) == []
     for cam, b, m in zip(cams, batch, masks):
-        alone = r.render(K, cam)
+        alone = render_view(r, K, cam)
         assert set(b) == {"rgb", "index", "depth"} and (b["index"] > 0).any()
         for key in b:
             np.testing.assert_array_equal(b[key], alone[key])
@@ -172,6 +175,7 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
     (which leaves the alpha's noise there), and no worse on the chair overall."""
     from scipy.ndimage import binary_erosion
 
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.generation.materials.assign import assign_materials
 
     res = 128
@@ -184,12 +188,12 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
         index_of = {p.node_id: k + 1 for k, p in enumerate(shape.parts())}
         r.set_light(0)
         r.set_parts(shape.parts(), index_of, assign_materials(shape, library, rng), by_name)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
-        truth = r.render_single_pass(K, w2c, 256, seed=1)
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
+        truth = render_single_pass(r, K, w2c, 256, seed=1)
         obj = truth["index"] > 0
         edge = obj & ~binary_erosion(obj)
-        two = r.render(K, w2c)
-        single = r.render_single_pass(K, w2c, 16, ("FAST", "FAST"))
+        two = render_view(r, K, w2c)
+        single = render_single_pass(r, K, w2c, 16, ("FAST", "FAST"))
         gains.append([_psnr(two["rgb"], truth["rgb"], m) - _psnr(single["rgb"], truth["rgb"], m) for m in (edge, obj)])
         r.clear()
     assert all(edge_gain > 0.75 and all_gain > 0.0 for edge_gain, all_gain in gains), gains

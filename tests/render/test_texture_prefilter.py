@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, linear_to_srgb,
-                                                         mip_factor, prefilter_maps, reduce_color, reduce_normal,
-                                                         reduce_roughness, srgb_to_linear, texels_per_pixel)
+from brokenchairs.generation.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, mip_factor,
+                                                         prefilter_maps, reduce_color, reduce_normal, reduce_roughness,
+                                                         texels_per_pixel)
+from brokenchairs.generation.srgb import linear_to_srgb, srgb_to_linear
 
 
 def test_mip_factor_is_the_largest_power_of_two_that_keeps_the_target_density():
@@ -119,8 +120,9 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
     nothing.)"""
     from scipy.ndimage import binary_erosion
 
+    from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoint
+    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
     from brokenchairs.generation.materials.assign import label_groups
     from brokenchairs.generation.materials.library import load_library, synth_library
     from brokenchairs.generation.sources import load_ref, procedural_refs
@@ -139,14 +141,14 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
         scene = (shape.parts(), {p.node_id: k + 1 for k, p in enumerate(shape.parts())},
                  {g: fabric.name for g in groups}, {fabric.name: fabric})
         r.set_light(1)
-        w2c = camera_for(query_viewpoint(rng), bbox_center(shape.bounds))
+        w2c = camera_for(query_viewpoints(rng, 1)[0], bbox_center(shape.bounds))
         r.prefilter_textures = False
         r.set_parts(*scene)
-        truth = r.render_single_pass(K, w2c, 256, seed=1)
-        files = r.render(K, w2c)
+        truth = render_single_pass(r, K, w2c, 256, seed=1)
+        files = render_view(r, K, w2c)
         r.prefilter_textures = True
         r.set_parts(*scene)
-        pre = r.render(K, w2c)
+        pre = render_view(r, K, w2c)
         obj = truth["index"] > 0
         inside = binary_erosion(obj, iterations=2)
         err = {k: np.sqrt(((v["rgb"].astype(float) - truth["rgb"]) ** 2)[inside].mean())
