@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
-from brokenchairs.benchmark.report import TYPES
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES as TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
 

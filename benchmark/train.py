@@ -31,6 +31,7 @@ from tqdm import tqdm
 from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from brokenchairs.benchmark.config import TrainConfig
 from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset, prepare_batch
+from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.inference import autocast, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.errors import InputError
@@ -82,8 +83,7 @@ def _dist_env() -> tuple[int, int, int]:
 
 
 def _device(requested: str, local_rank: int) -> torch.device:
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    requested = resolve_device(requested)
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
             raise InputError(None, "--device cuda asked for, but torch sees no CUDA device")

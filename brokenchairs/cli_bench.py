@@ -6,18 +6,13 @@ from pathlib import Path
 
 import click
 
+from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.models.registry import MODEL_NAMES  # plain data: no torch at CLI start-up
 
 MODELS = ", ".join(MODEL_NAMES)
 
 DEVICE = click.option("--device", default="auto", show_default=True,
                       help="cpu, cuda, cuda:N or auto (cuda when torch sees one).")
-
-
-def _device(device: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 @click.command("train")
@@ -84,7 +79,7 @@ def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, sh
     """
     from brokenchairs.benchmark.evaluate import evaluate
 
-    m = evaluate(checkpoint, data, out, model, split, views, _device(device), batch_size, workers,
+    m = evaluate(checkpoint, data, out, model, split, views, resolve_device(device), batch_size, workers,
                  shuffle_references=shuffle_references)
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     click.echo(f"{m['model']} on {m['n']} {split} queries: AUC {fmt(m['auc'])}  accuracy {fmt(m['accuracy'])}"
@@ -124,7 +119,7 @@ def predict_cmd(mesh, up, images, checkpoint, out, views, device):
     """
     from brokenchairs.benchmark.predict import predict
 
-    for r in predict(mesh, list(images), checkpoint, out, up, views, _device(device)):
+    for r in predict(mesh, list(images), checkpoint, out, up, views, resolve_device(device)):
         note = "" if r.white_background else "  (background is not white: scores may be unreliable)"
         box = f"  box {[round(v, 1) for v in r.box]}" if r.box else ""
         click.echo(f"{r.image}: {r.label} (score {r.score:.3f}){box}{note}")
