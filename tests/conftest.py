@@ -7,7 +7,9 @@ that read it fail; unset and absent, they are skipped with one reason.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,40 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.line(skipped[0].longrepr[2].removeprefix("Skipped: "))
         for r in skipped:
             terminalreporter.line(f"  {r.nodeid}")
+
+
+def _leaf_obj(folder):
+    node = json.loads((folder / "result_after_merging.json").read_text())[0]
+    while node.get("children"):
+        node = node["children"][0]
+    return folder / "objs" / f"{node['objs'][0]}.obj"
+
+
+def _break(folder, how: str) -> tuple[str, str]:
+    obj = _leaf_obj(folder)
+    text = obj.read_text()
+    if how == "missing":
+        obj.unlink()
+    elif how == "empty":
+        obj.write_text("")
+    elif how == "nan":
+        lines = text.splitlines()
+        obj.write_text("\n".join(["v nan 0 0", *lines[1:]]))
+    elif how == "faceless":
+        obj.write_text("".join(line + "\n" for line in text.splitlines() if line.startswith("v ")))
+    reasons = {"missing": "mesh file is missing", "empty": "mesh file is empty", "nan": "NaN or infinite",
+               "faceless": "mesh has no faces"}
+    return str(obj), reasons[how]
+
+
+@pytest.fixture()
+def broken_shapes(synth_dir, tmp_path):
+    """Six chairs (PartNet layout), four of them broken in one way each; a stray folder without a tree."""
+    root = tmp_path / "shapes"
+    root.mkdir()
+    names = sorted(p.name for p in synth_dir.iterdir())[:6]
+    for n in names:
+        shutil.copytree(synth_dir / n, root / n)
+    broken = {names[i]: _break(root / names[i], how) for i, how in enumerate(("missing", "empty", "nan", "faceless"))}
+    (root / "stray" / "objs").mkdir(parents=True)
+    return root, names, broken

@@ -1,4 +1,4 @@
-"""Renders for tests/test_render_determinism.py, in a process of their own bound to one core:
+"""Renders for tests/render/test_render_determinism.py, in a process of their own bound to one core:
 ``python render_probe.py OUT.npz MATERIALS CORE TARGET HISTORY...`` renders the work unit TARGET
 in a fresh worker, then each HISTORY unit, then TARGET again, and saves TARGET's images twice
 (``first/<sample>`` and ``again/<sample>``). The config: 6 procedural chairs of seed 5 at 64x64,
