@@ -1,8 +1,8 @@
 """Training configuration: one typed record, presets from ``data_manifests/train_presets.json``.
 
 Precedence, lowest first: the dataclass defaults < the preset < ``--config FILE`` (JSON) <
-``--set key=value`` < explicit flags (``--epochs`` ...). Every key is checked: an unknown key or
-a value of the wrong type is one line naming the key. The resolved config is saved as
+``--set key=value`` < explicit flags (``--epochs`` ...), through the loader every command shares
+(``brokenchairs.config``): an unknown key or a value of the wrong type is one line naming the key. The resolved config is saved as
 ``RUN/config.json`` and inside every checkpoint.
 
 The fields that are also model constructor arguments (``d``, ``heads``, ``topk``, ``tau`` ...)
@@ -12,10 +12,10 @@ a Table 2 row (views, VLFA, 3DPE, top-k or dense) belong to the model name, not 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from brokenchairs.config import Layer, read_file, resolve
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.models.registry import MODEL_NAMES, spec
@@ -114,74 +114,25 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
-_NULLABLE = {"momentum"}
 
 
 def load_presets() -> dict[str, dict]:
     return load_json("train_presets.json")
 
 
-def coerce(name: str, value, source) -> object:
-    """A value for field ``name`` from JSON or a ``--set`` string, type-checked."""
-    if name not in FIELDS:
-        raise InputError(source, f"unknown training option {name!r}; known: {', '.join(FIELDS)}")
-    default = getattr(TrainConfig(), name)
-    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-        if name in _NULLABLE:
-            return None
-        raise InputError(source, f"{name} cannot be none")
-    kind = type(default) if default is not None else float
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise InputError(source, f"{name} expects true/false, got {value!r}")
-    if kind in (int, float):
-        if isinstance(value, bool):
-            raise InputError(source, f"{name} expects a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError) as exc:
-            raise InputError(source, f"{name} expects a number, got {value!r}") from exc
-        if kind is int:
-            if number != int(number):
-                raise InputError(source, f"{name} expects an integer, got {value!r}")
-            return int(number)
-        return number
-    if not isinstance(value, str):
-        raise InputError(source, f"{name} expects text, got {value!r}")
-    return value
-
-
 def resolve_config(model: str, preset: str = "paper", config_file: Path | None = None,
-                   overrides: dict | None = None, flags: dict | None = None) -> TrainConfig:
-    """preset < config_file < overrides (``--set``) < flags (explicit options; None = not given)."""
+                   overrides: dict | Layer | None = None, flags: dict | list[Layer] | None = None) -> TrainConfig:
+    """preset < config_file < overrides (``--set``) < flags (explicit options; None = not given),
+    through the one loader (``brokenchairs.config``)."""
     presets = load_presets()
     if preset not in presets:
         raise InputError(None, f"unknown preset {preset!r}; known: {', '.join(presets)}")
-    values: dict = {k: coerce(k, v, f"preset {preset}") for k, v in presets[preset].items() if not k.startswith("_")}
-    if config_file is not None:
-        try:
-            data = json.loads(Path(config_file).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(config_file, f"not a readable JSON config ({exc})") from exc
-        if not isinstance(data, dict):
-            raise InputError(config_file, "a training config is a JSON object")
-        values.update({k: coerce(k, v, config_file) for k, v in data.items() if not k.startswith("_")})
-    values.update({k: coerce(k, v, "--set") for k, v in (overrides or {}).items()})
-    values.update({k: coerce(k, v, f"--{k.replace('_', '-')}") for k, v in (flags or {}).items() if v is not None})
-    values.update(model=model, preset=preset)
-    cfg = TrainConfig(**values)
-    cfg.validate(config_file)
-    return cfg
-
-
-def parse_sets(items: tuple[str, ...]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(None, f"--set expects key=value, got {item!r}")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
+    if model not in MODEL_NAMES:
+        raise InputError(None, f"unknown model {model!r}; known: {', '.join(MODEL_NAMES)}")
+    if isinstance(overrides, dict) or overrides is None:
+        overrides = Layer("--set", overrides or {})
+    if isinstance(flags, dict) or flags is None:
+        flags = [Layer(f"--{k.replace('_', '-')}", {k: v}) for k, v in (flags or {}).items() if v is not None]
+    layers = [Layer(f"preset {preset}", presets[preset]), read_file(config_file, "training config"), overrides, *flags]
+    return resolve(TrainConfig, [x for x in layers if x is not None], fixed={"model": model, "preset": preset},
+                   what="training option")

@@ -1,8 +1,6 @@
 """A torch ``Dataset`` over query and view shards (DESIGN.md "Shards", paper 5).
 
-``DatasetIndex.open(root, split)`` reads the small per-query columns of every query shard once
-(labels, types, ids) and maps each shape to its view shard; it refuses, with one line naming the
-file, a dataset without views for some query shape, an empty split or a corrupt shard.
+Which queries a split holds comes from ``dataset.index.DatasetIndex`` (the format's reader).
 
 ``ShardDataset[i]`` or ``ShardDataset[(i, seed, view_seed)]`` returns one sample as uint8/float
 tensors (the model-side normalisation is ``prepare_batch``, done on the device so the loader moves
@@ -23,7 +21,6 @@ import hashlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -33,42 +30,18 @@ from torch.utils.data import Dataset, Sampler
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES, TYPE_NAMES
+from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
+from brokenchairs.dataset.cameras import unproject_depth
+from brokenchairs.dataset.index import DatasetIndex, QueryRef
+from brokenchairs.dataset.shards import open_shard
+from brokenchairs.dataset.views import points_to_patches
 from brokenchairs.errors import InputError
-from brokenchairs.generation.dataset import read_dataset
-from brokenchairs.generation.shards import open_shard
-from brokenchairs.generation.cameras import unproject_depth
-from brokenchairs.generation.splits import SPLITS, split_of
-from brokenchairs.generation.views import points_to_patches
-
-
-@dataclass(frozen=True)
-class QueryRef:
-    shard: str
-    row: int
-    sample_id: str
-    shape_id: str
-    label: int
-    anomaly_type: str
-    split: str
 
 
 def stable_key(*parts) -> int:
     """A signed 64-bit id of ``parts`` that is the same in every process and run (unlike ``hash``)."""
     h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
     return int.from_bytes(h, "little", signed=True)
-
-
-def _str(x) -> str:
-    return x.decode() if isinstance(x, bytes) else str(x)
-
-
-def shape_splits(data: dict) -> dict[str, str]:
-    """shape id -> split, from dataset.json ``splits`` when recorded, else the default rule."""
-    rec = (data.get("splits") or {}).get("shapes")
-    if rec:
-        return {sid: name for name, ids in rec.items() for sid in ids}
-    return {r["shape_id"]: split_of(r["shape_id"]) for r in data.get("shapes", [])}
 
 
 def shuffled_references(shapes: list[str]) -> dict[str, str]:
@@ -78,71 +51,6 @@ def shuffled_references(shapes: list[str]) -> dict[str, str]:
     if len(order) < 2:
         raise InputError(None, "shuffled references need at least 2 shapes in the split")
     return {a: b for a, b in zip(order, order[1:] + order[:1])}
-
-
-def parse_split(split: str) -> set[str]:
-    names = set(SPLITS) if split == "all" else {s.strip() for s in split.split(",") if s.strip()}
-    bad = names - set(SPLITS)
-    if bad or not names:
-        raise InputError(None, f"unknown split {split!r}; use train, val, test, a comma list or all")
-    return names
-
-
-@dataclass
-class DatasetIndex:
-    root: Path
-    queries: list[QueryRef]
-    view_shard: dict[str, str]  # shape id -> view shard path
-    resolution: int
-    num_views: int
-
-    @classmethod
-    def open(cls, root: Path, split: str = "train", need_views: bool = True, allow_empty: bool = False) -> DatasetIndex:
-        root = Path(root)
-        data = read_dataset(root)
-        if data is None:
-            raise InputError(root, "not a dataset folder (no dataset.json): run brokenchairs generate first")
-        qsec = data.get("queries") or {}
-        if not qsec.get("shards"):
-            raise InputError(root / "dataset.json", "holds no query shards: run brokenchairs generate first")
-        wanted = parse_split(split)
-        splits = shape_splits(data)
-        queries: list[QueryRef] = []
-        for name in qsec["shards"]:
-            path = root / "shards" / name
-            if not path.is_file():
-                raise InputError(path, "query shard listed in dataset.json is missing (re-run generate)")
-            with open_shard(path, "queries") as f:
-                try:
-                    cols = {k: f[k][()] for k in ("sample_id", "shape_id", "label", "anomaly_type")}
-                except (KeyError, OSError) as exc:
-                    raise InputError(path, f"corrupt query shard ({exc})") from exc
-            for row in range(len(cols["label"])):
-                sid = _str(cols["shape_id"][row])
-                sp = splits.get(sid) or split_of(sid)
-                if sp in wanted:
-                    queries.append(QueryRef(str(path), row, _str(cols["sample_id"][row]), sid, int(cols["label"][row]),
-                                            TYPE_NAMES.get(int(cols["anomaly_type"][row]), "unknown"), sp))
-        if not queries and not allow_empty:
-            raise InputError(root, f"split {split!r} holds no queries")
-        view_shard: dict[str, str] = {}
-        vsec = data.get("views") or {}
-        for name, ids in (vsec.get("shards") or {}).items():
-            for sid in ids:
-                view_shard[sid] = str(root / "shards" / name)
-        if need_views:
-            lacking = sorted({q.shape_id for q in queries} - set(view_shard))
-            if lacking:
-                raise InputError(root / "dataset.json", f"no reference views for {len(lacking)} query shapes "
-                                 f"(e.g. {lacking[0]}): run brokenchairs render-views --out {root}")
-        res = int(qsec.get("config", {}).get("resolution", 0))
-        return cls(root, queries, view_shard, res, int(vsec.get("config", {}).get("views", 0)))
-
-    def __len__(self) -> int:
-        return len(self.queries)
-
-    def shapes(self) -> list[str]:
-        return list(dict.fromkeys(q.shape_id for q in self.queries))
 
 
 # --- augmentation (paper 5: random horizontal flip, random 224/256 crop resized back) ----------------

@@ -11,12 +11,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from brokenchairs.benchmark.checkpoint import load_model
-from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, shuffled_references
+from brokenchairs.dataset.index import DatasetIndex
+from brokenchairs.benchmark.data import ShardDataset, shuffled_references
 from brokenchairs.benchmark.inference import Predictions, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
 from brokenchairs.errors import InputError
-from brokenchairs.generation.sheets import save_grid
+from brokenchairs.generation.inspection.sheets import save_grid
 from brokenchairs.models import spec
 from brokenchairs.shared_folder import write_atomic
 

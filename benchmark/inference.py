@@ -11,7 +11,9 @@ from torch.utils.data import DataLoader
 from torchvision.ops import box_convert
 from tqdm import tqdm
 
-from brokenchairs.benchmark.data import DatasetIndex, ShardDataset, prepare_batch
+from brokenchairs.dataset.index import DatasetIndex
+
+from brokenchairs.benchmark.data import ShardDataset, prepare_batch
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.models import spec
 from brokenchairs.models.encoder import STRIDE

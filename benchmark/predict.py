@@ -65,9 +65,10 @@ def white_background(image: np.ndarray) -> bool:
 
 
 def reference_batch(mesh: Path, up: str, out: Path, resolution: int, views: int) -> dict:
-    from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
-    from brokenchairs.generation.shards import read_views
-    from brokenchairs.generation.sources import mesh_ref
+    from brokenchairs.generation.pipeline.reference_views import render_reference_views
+    from brokenchairs.generation.units.tasks import ViewsConfig
+    from brokenchairs.dataset.shards import read_views
+    from brokenchairs.generation.shapes.sources import mesh_ref
 
     ref = mesh_ref(mesh, up)
     root = out / "reference"
@@ -88,7 +89,7 @@ def predict(mesh: Path, images: list[Path], checkpoint: Path, out: Path, up: str
         require_render(f"predict with {name} (it renders the mesh's reference views)")
     out = Path(out)
     photos = [load_photo(Path(p), res) for p in images]  # every photo is checked before any rendering
-    from brokenchairs.generation.sources import load_ref, mesh_ref
+    from brokenchairs.generation.shapes.sources import load_ref, mesh_ref
 
     load_ref(mesh_ref(mesh, up))  # and the mesh: a bad one fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)

@@ -167,10 +167,9 @@ def _row_sets(recipe: Recipe, row: str) -> dict:
 
 def wanted_epochs(recipe: Recipe, row: str) -> int:
     """The epochs the recipe asks of a row (its training preset, then its --set values)."""
-    from brokenchairs.benchmark.config import parse_sets, resolve_config
+    from brokenchairs.benchmark.config import resolve_config
 
-    sets = parse_sets([f"{k}={v}" for k, v in _row_sets(recipe, row).items()])
-    return resolve_config(row_model(row), recipe.train_preset, None, sets, {}).epochs
+    return resolve_config(row_model(row), recipe.train_preset, None, _row_sets(recipe, row)).epochs
 
 
 def trained_epochs(run_dir: Path) -> int:
@@ -254,7 +253,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         trains.append(task)
     _pool(jobs, trains)
 
-    from brokenchairs.benchmark.data import DatasetIndex
+    from brokenchairs.dataset.index import DatasetIndex
 
     test_shapes = len(DatasetIndex.open(data, "test", need_views=False).shapes())
     if test_shapes < 2:

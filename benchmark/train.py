@@ -30,7 +30,8 @@ from tqdm import tqdm
 
 from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
 from brokenchairs.benchmark.config import TrainConfig
-from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset, prepare_batch
+from brokenchairs.dataset.index import DatasetIndex
+from brokenchairs.benchmark.data import EpochSampler, ShardDataset, prepare_batch
 from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.inference import autocast, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics

@@ -4,7 +4,7 @@ bpy 5.0 gives no Python access to render-result passes and the Viewer node does 
 background renders, so the compositor's File Output node writes each pass as an uncompressed
 32-bit single-channel EXR into a private folder in memory (``scene.scratch_dir``: /dev/shm where
 there is one; on disk, creating and unlinking the files cost ~2.5 ms a pass), read back with numpy
-(``generation.exr``; ``bpy.data.images.load`` took ~2.5 ms a file). Arrays are top-down (row 0 =
+(``generation.render.exr``; ``bpy.data.images.load`` took ~2.5 ms a file). Arrays are top-down (row 0 =
 top of the image, as in OpenCV), as EXR stores them.
 """
 
@@ -19,7 +19,7 @@ import bpy
 import numpy as np
 
 from brokenchairs.blender_scripts.scene import scratch_dir
-from brokenchairs.generation.exr import read_exr
+from brokenchairs.generation.render.exr import read_exr
 
 # Blender writes this value where no surface was hit (Workbench and Cycles).
 BLENDER_BACKGROUND_DEPTH = 1e9

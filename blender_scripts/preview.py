@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from brokenchairs.blender_scripts import scene as sc
-from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
-from brokenchairs.generation.shape import Shape
-from brokenchairs.generation.sheets import save_grid
+from brokenchairs.dataset.cameras import Viewpoint, bbox_center, camera_for, intrinsics
+from brokenchairs.generation.shapes.shape import Shape
+from brokenchairs.generation.inspection.sheets import save_grid
 
 # A fixed palette for the common labels; other labels get a stable colour from their name.
 LABEL_COLORS = {

@@ -8,7 +8,7 @@ does) leaves the un-denoised alpha's noise on every silhouette pixel; compositin
 of linear light darkens anti-aliased edges. The composite is the render result, so the PNG that
 ``scene.render_rgba`` reads is the final RGB (alpha 1).
 
-With a coverage (``set_coverage``: the exact filtered silhouette coverage of ``generation.coverage``)
+With a coverage (``set_coverage``: the exact filtered silhouette coverage of ``generation.render.coverage``)
 the render's noisy alpha is replaced by it, in the colour (the render un-premultiplied, then
 weighted by the coverage) and in the albedo guide, wherever a sample hit the object; so OIDN gets
 silhouettes without coverage noise in both.

@@ -2,7 +2,7 @@
 
 ``build_material`` makes a Principled BSDF fed by the material's maps through UV -> Mapping (tile
 scale). Given the render resolution it first reduces each map to the texel density the query
-camera resolves (``generation.materials.prefilter`` says why and how) and turns maps whose texels
+camera resolves (``generation.render.materials.prefilter`` says why and how) and turns maps whose texels
 are all equal into constants; without one (``resolution=None``) the files are used as they are.
 """
 
@@ -14,9 +14,9 @@ import bpy
 import numpy as np
 
 from brokenchairs.blender_scripts import scene as sc
-from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.materials.prefilter import UV_UNITS_PER_METRE, constant_value, mip_factor, prefilter_maps
-from brokenchairs.generation.srgb import srgb_to_linear
+from brokenchairs.generation.render.materials.library import Material
+from brokenchairs.generation.render.materials.prefilter import UV_UNITS_PER_METRE, constant_value, mip_factor, prefilter_maps
+from brokenchairs.generation.render.srgb import srgb_to_linear
 
 COLOR_ROLES = ("basecolor",)
 FLAT_NORMAL = (0.5, 0.5, 1.0)

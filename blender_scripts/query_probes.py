@@ -1,5 +1,5 @@
 """Renders of a ``QueryRenderer``'s scene that production never makes, for tests and ``perf/``:
-one view on its own, Cycles' own alpha (what ``generation/coverage.py`` computes exactly), and
+one view on its own, Cycles' own alpha (what ``generation/render/coverage.py`` computes exactly), and
 the textbook single-pass render (the baselines and the ground truth of ``perf/bench_render.py``).
 Production renders through ``QueryRenderer.render_views`` only.
 """
@@ -23,7 +23,7 @@ def render_view(renderer: QueryRenderer, K: np.ndarray, world_to_cam: np.ndarray
 
 def render_alpha(renderer: QueryRenderer, K: np.ndarray, world_to_cam: np.ndarray, samples: int) -> np.ndarray:
     """The object's (h, w) alpha over the whole frame as Cycles' ``samples`` camera samples per
-    pixel estimate it (the object pass unshaded): the truth ``generation.coverage`` computes exactly."""
+    pixel estimate it (the object pass unshaded): the truth ``generation.render.coverage`` computes exactly."""
     r = renderer.resolution
     _, passes = renderer.render_pass(K, world_to_cam, r, (0, 0, r, r), objects=True, samples=samples, denoise=False,
                                      shaded=False, passes=("alpha",), rgb=False)

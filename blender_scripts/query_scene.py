@@ -23,13 +23,13 @@ from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
 from brokenchairs.blender_scripts.query_compositor import QueryCompositor
 from brokenchairs.blender_scripts.query_materials import build_material, smart_uv
-from brokenchairs.generation.coverage import coverage as silhouette_coverage
-from brokenchairs.generation.coverage import merged_mesh, triangles_2d
-from brokenchairs.generation.materials.assign import group_of, label_groups
-from brokenchairs.generation.materials.library import Material
-from brokenchairs.generation.render_region import assemble, hull_points, render_region, upsample_ground
-from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES
-from brokenchairs.generation.shape import Part
+from brokenchairs.generation.render.coverage import coverage as silhouette_coverage
+from brokenchairs.generation.render.coverage import merged_mesh, triangles_2d
+from brokenchairs.generation.render.materials.assign import group_of, label_groups
+from brokenchairs.generation.render.materials.library import Material
+from brokenchairs.generation.render.render_region import assemble, hull_points, render_region, upsample_ground
+from brokenchairs.generation.render.render_settings import GROUND_SAMPLES, GROUND_SCALE, LIGHT_PRESETS, OBJECT_SAMPLES
+from brokenchairs.generation.shapes.shape import Part
 
 # Cycles' blue-noise sample pattern: +0.3 dB median chair PSNR after the denoiser over the tabulated
 # Sobol pattern of bpy 5.0's factory scene, at the same cost (perf/bench_render.py), so 11 spp did
@@ -74,7 +74,7 @@ class QueryRenderer:
         self.compositor = QueryCompositor(self.passes.tree, self.passes.layers)
         self._hull: np.ndarray | None = None
         self._geometry: tuple[np.ndarray, np.ndarray] | None = None  # every part's (vertices, faces), one array each
-        # the object pass's silhouettes from generation.coverage instead of the samples' alpha (query_compositor)
+        # the object pass's silhouettes from generation.render.coverage instead of the samples' alpha (query_compositor)
         self.exact_coverage = exact_coverage
         self.prefilter_textures = prefilter_textures  # maps reduced to what the camera resolves (query_materials)
         self._materials: dict[tuple[str, bool], bpy.types.Material] = {}

@@ -19,7 +19,7 @@ import bpy
 import numpy as np
 from PIL import Image
 
-from brokenchairs.generation.shape import Part, single_sided_faces
+from brokenchairs.generation.shapes.shape import Part, single_sided_faces
 
 _CV_TO_BLENDER = np.diag([1.0, -1.0, -1.0, 1.0])
 SENSOR_WIDTH_MM = 36.0

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from brokenchairs.blender_scripts.views import ViewRenderer
-from brokenchairs.generation.reference_views import ViewsConfig, ViewTask
-from brokenchairs.generation.shards import write_view_shard
-from brokenchairs.generation.sources import load_ref
+from brokenchairs.generation.units.tasks import ViewsConfig, ViewTask
+from brokenchairs.dataset.shards import write_view_shard
+from brokenchairs.generation.shapes.sources import load_ref
 
 _state: dict = {}
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.passes import PassReader, clean_depth
-from brokenchairs.generation.cameras import Viewpoint, bbox_center, camera_for, intrinsics
-from brokenchairs.generation.shape import Shape
-from brokenchairs.generation.views import ViewSet, check_stride, patch_points
+from brokenchairs.dataset.cameras import Viewpoint, bbox_center, camera_for, intrinsics
+from brokenchairs.generation.shapes.shape import Shape
+from brokenchairs.dataset.views import ViewSet, check_stride, patch_points
 
 GRAY_LEVEL = 1.0  # albedo of the textureless references; with STUDIO_LIGHT they come out light gray
 STUDIO_LIGHT = "outdoor.sl"  # light and shaded like the released references (Default is darker)

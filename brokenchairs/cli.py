@@ -69,7 +69,7 @@ def shapes_synth(count: int, seed: int, start: int, out: Path) -> None:
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.procedural import synth_chairs
+    from brokenchairs.generation.shapes.procedural import synth_chairs
 
     t0 = time.perf_counter()
     for _ in tqdm(synth_chairs(count, seed, out, start), total=count, desc="chairs", unit="chair", disable=None):
@@ -84,8 +84,8 @@ def _check_folder(folder: Path, workers: int | None) -> list:
 
     from tqdm import tqdm
 
-    from brokenchairs.generation.inventory import check_shapes, stray_folders
-    from brokenchairs.generation.partnet import find_shape_dirs
+    from brokenchairs.generation.shapes.inventory import check_shapes, stray_folders
+    from brokenchairs.generation.shapes.partnet import find_shape_dirs
 
     dirs = find_shape_dirs(folder)
     with tqdm(total=len(dirs), desc="loading meshes", unit="shape", disable=None, leave=False) as bar:
@@ -104,7 +104,7 @@ def shapes_info(folder: Path, as_json: bool, workers: int | None) -> None:
     \b
     Example: brokenchairs shapes info ../shared/data/partnet-chairs --json
     """
-    from brokenchairs.generation.inventory import format_inventory, inventory
+    from brokenchairs.generation.shapes.inventory import format_inventory, inventory
 
     inv = inventory(folder)
     broken = _check_folder(folder, workers)
@@ -129,7 +129,7 @@ def shapes_check(folder: Path, workers: int | None) -> None:
     generate --shapes runs the same check first (and refuses broken shapes, or skips them with --skip-broken).
     Example: brokenchairs shapes check /path/to/PartNet/data_v0 --workers 16
     """
-    from brokenchairs.generation.partnet import find_shape_dirs
+    from brokenchairs.generation.shapes.partnet import find_shape_dirs
 
     n = len(find_shape_dirs(folder))
     broken = _check_folder(folder, workers)
@@ -156,7 +156,7 @@ def shapes_preview(folder: Path, out: Path, limit: int, size: int, columns: int)
 
     require_render("shapes preview")
     from brokenchairs.blender_scripts.preview import contact_sheet
-    from brokenchairs.generation.partnet import find_shape_dirs, load_shape
+    from brokenchairs.generation.shapes.partnet import find_shape_dirs, load_shape
 
     dirs = find_shape_dirs(folder)[:limit]
     shapes_ = [load_shape(d) for d in dirs]  # validate everything before rendering anything
@@ -174,8 +174,8 @@ def shapes_export(folder: Path, out: Path, node_id: int | None) -> None:
     \b
     Example: brokenchairs shapes export chairs/synth-0-00005 --out chair.glb
     """
-    from brokenchairs.generation.export import export_shape
-    from brokenchairs.generation.partnet import load_shape
+    from brokenchairs.generation.shapes.export import export_shape
+    from brokenchairs.generation.shapes.partnet import load_shape
 
     shape = load_shape(folder)
     if node_id is not None and node_id not in {p.node_id for p in shape.parts()}:
@@ -219,8 +219,8 @@ def anomalies_apply(shape_dir, kind, seed, out, pool_dir, label, part_id, level,
     if preview:
         import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab, see blender_scripts/__init__.py)
     from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, load_spec, make_anomaly
-    from brokenchairs.generation.partnet import load_shape, write_shape
-    from brokenchairs.generation.sources import partnet_refs
+    from brokenchairs.generation.shapes.partnet import load_shape, write_shape
+    from brokenchairs.generation.shapes.sources import partnet_refs
 
     spec = load_spec(spec_file)
     shape = load_shape(shape_dir)
@@ -265,7 +265,7 @@ def materials_synth(count, seed, size, out):
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.materials.library import synth_library
+    from brokenchairs.generation.render.materials.library import synth_library
 
     for _ in tqdm(synth_library(count, seed, out, size), total=count, desc="materials", disable=None):
         pass

@@ -20,7 +20,8 @@ DEVICE = click.option("--device", default="auto", show_default=True,
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Dataset folder (queries + views).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
 @click.option("--preset", default="paper", show_default=True, help="paper (section 5 defaults) or tiny (CPU smoke runs).")
-@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="JSON of options.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="JSON of options; --set and flags override it.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option, e.g. --set lr=1e-4.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Per process (per GPU under torchrun).")
@@ -43,11 +44,12 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
     RUN/last.pt is saved every --checkpoint-every steps, at each epoch end and on Ctrl-C (or SIGTERM);
     after any of these, or a kill -9, add --resume to continue exactly.
     """
-    from brokenchairs.benchmark.config import parse_sets, resolve_config
+    from brokenchairs.benchmark.config import resolve_config
     from brokenchairs.benchmark.train import train
+    from brokenchairs.config import flags_given, parse_sets
 
-    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "workers": workers,
-             "checkpoint_every": checkpoint_every}
+    flags = flags_given(click.get_current_context(),
+                        {k: k for k in ("epochs", "batch_size", "lr", "workers", "checkpoint_every")})
     cfg = resolve_config(model, preset, config_file, parse_sets(sets), flags)
     result = train(cfg, data, out, resume=resume, device=device, epochs=epochs if resume else None)
     if result.rank != 0:

@@ -1,8 +1,9 @@
 """Dataset commands: plan, generate, render-views, preview (added to the group in cli.py).
 
-One config describes a dataset: flags, or ``--config FILE`` (JSON with the same names, e.g.
-``{"num_shapes": 100, "anomalies": ["broken", "normal"], "resolution": 128}``); a flag given on
-the command line wins over the file.
+One config describes a dataset (``GenerateConfig``; ``ViewsConfig`` for render-views), filled by
+the loader every command shares (``brokenchairs.config``): ``--config FILE`` (JSON with the same
+names, e.g. ``{"num_shapes": 100, "anomalies": ["broken", "normal"], "resolution": 128}``) <
+``--set key=value`` < a flag given on the command line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -18,7 +20,7 @@ from click.core import ParameterSource
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
-from brokenchairs.generation.render_settings import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
+from brokenchairs.generation.render.render_settings import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
 
 ANOMALY_CHOICES = [*ANOMALY_TYPES, "normal", "all"]
 
@@ -44,7 +46,9 @@ def _execution_options(f):
 def _dataset_options(f):
     for opt in reversed([
         click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
-                     help="JSON file of these options; flags override it."),
+                     help="JSON file of these options (and denoise, fov_deg); --set and flags override it."),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="Set any option of the dataset config, e.g. --set fov_deg=30; flags override it."),
         click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes."),
         click.option("--num-shapes", type=click.IntRange(min=1), default=None, help="Procedural chairs [default: 8]."),
         click.option("--anomaly", "anomalies", type=click.Choice(ANOMALY_CHOICES), multiple=True, default=("all",),
@@ -79,39 +83,35 @@ def _dataset_options(f):
     return f
 
 
-def _merge_config(ctx: click.Context, opts: dict) -> dict:
-    """Values from --config for every option not given on the command line."""
-    path = opts.pop("config_file")
-    if path is None:
-        return opts
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not a readable JSON config ({exc})") from exc
-    if not isinstance(data, dict):
-        raise InputError(path, "a dataset config is a JSON object")
-    aliases = {"shapes": "shapes_dir", "materials": "materials_dir", "anomaly": "anomalies"}
-    for key, value in data.items():
-        name = aliases.get(key, key).replace("-", "_")
-        if name not in opts:
-            raise InputError(path, f"unknown option {key!r}; known: {', '.join(sorted(opts))}")
-        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
-            if name == "anomalies":
-                value = (value,) if isinstance(value, str) else tuple(value)
-            if name == "split_ratios" and not isinstance(value, str):
-                value = ",".join(str(v) for v in value)
-            opts[name] = Path(value) if name in ("shapes_dir", "materials_dir", "out") else value
-    return opts
+# flag -> GenerateConfig field; the keys a --config file may add that choose the shapes instead
+GENERATE_FLAGS = {"anomalies": "anomalies", "views_per_variant": "views_per_variant", "resolution": "resolution",
+                  "samples": "samples", "seed": "seed", "shard_size": "shard_size", "twins": "twins",
+                  "balance": "balance", "min_anomaly_pixels": "min_anomaly_pixels", "split_ratios": "split_ratios",
+                  "materials_dir": "materials"}
+SHAPE_KEYS = {"shapes": "shapes_dir", "num_shapes": "num_shapes", "skip_broken": "skip_broken"}
+VIEWS_FLAGS = {"views": "views", "elevation": "elevation_deg", "resolution": "resolution", "stride": "stride"}
 
 
-def _ratios(text: str) -> tuple[float, float, float]:
-    try:
-        vals = tuple(float(x) for x in str(text).split(","))
-    except ValueError as exc:
-        raise InputError(None, f"--split-ratios expects three numbers like 0.78,0.07,0.15, got {text!r}") from exc
-    if len(vals) != 3:
-        raise InputError(None, f"--split-ratios expects three numbers, got {text!r}")
-    return vals  # type: ignore[return-value]
+def _dataset_config(ctx: click.Context, opts: dict):
+    """(GenerateConfig, opts): the config from --config < --set < explicit flags (``brokenchairs.config``);
+    a file's shape keys (``shapes``, ``num_shapes``, ``skip_broken``) fill the options not given as flags."""
+    from brokenchairs.config import coerce, flags_given, parse_sets, read_file, resolve, split_layer
+    from brokenchairs.generation.pipeline.generate import GenerateConfig
+
+    layers = []
+    file = read_file(opts.pop("config_file"), "dataset config")
+    if file is not None:
+        shape_part, config_part = split_layer(file, set(SHAPE_KEYS))
+        for key, value in shape_part.values.items():
+            name = SHAPE_KEYS[key.replace("-", "_")]
+            if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+                kind = {"shapes_dir": str, "num_shapes": int, "skip_broken": bool}[name]
+                value = coerce(key, value, kind, file.source)
+                opts[name] = Path(value) if name == "shapes_dir" else value
+        layers.append(config_part)
+    layers += [parse_sets(opts.pop("sets")), *flags_given(ctx, GENERATE_FLAGS)]
+    cfg = resolve(GenerateConfig, layers, aliases={"anomaly": "anomalies"}, what="dataset option")
+    return cfg, opts
 
 
 def write_default_library(folder: Path, seed: int, size: int) -> None:
@@ -120,7 +120,7 @@ def write_default_library(folder: Path, seed: int, size: int) -> None:
     into place; when another member got there first, its library (same seed, same maps) stays."""
     import shutil
 
-    from brokenchairs.generation.materials.library import synth_library
+    from brokenchairs.generation.render.materials.library import synth_library
     from brokenchairs.shared_folder import sweep, tmp_path
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -140,22 +140,15 @@ def _setup(ctx, opts: dict, check_shapes: bool = True, workers: int | None = Non
     """(out, refs, GenerateConfig, skipped shapes) from options, every one checked (``check_shapes``:
     every mesh of --shapes loaded first, ``inventory.vet_refs``); writes nothing."""
     from brokenchairs.errors import check_int
-    from brokenchairs.generation.generate import KINDS, GenerateConfig
-    from brokenchairs.generation.materials.library import load_library
-    from brokenchairs.generation.sources import partnet_refs, procedural_refs
+    from brokenchairs.generation.render.materials.library import load_library
+    from brokenchairs.generation.shapes.sources import partnet_refs, procedural_refs
 
-    opts = _merge_config(ctx, dict(opts))
+    cfg, opts = _dataset_config(ctx, dict(opts))
     if opts["shapes_dir"] is not None and opts["num_shapes"] is not None:
         raise click.UsageError("give --shapes or --num-shapes, not both")
-    kinds = KINDS if "all" in opts["anomalies"] else tuple(dict.fromkeys(opts["anomalies"]))
     out = Path(opts["out"])
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out is a file, not a folder")
-    given = {k: opts[k] for k in ("views_per_variant", "samples") if opts[k] is not None}
-    cfg = GenerateConfig(anomalies=kinds, resolution=opts["resolution"], seed=opts["seed"],
-                         shard_size=opts["shard_size"], twins=opts["twins"], split_ratios=_ratios(opts["split_ratios"]),
-                         balance=opts["balance"], min_anomaly_pixels=opts["min_anomaly_pixels"], **given)
-    cfg.validate()
     if opts["shapes_dir"] is not None:
         refs = partnet_refs(opts["shapes_dir"])
     else:
@@ -165,25 +158,23 @@ def _setup(ctx, opts: dict, check_shapes: bool = True, workers: int | None = Non
     if check_shapes:
         from tqdm import tqdm
 
-        from brokenchairs.generation.inventory import vet_refs
+        from brokenchairs.generation.shapes.inventory import vet_refs
 
         with tqdm(total=len(refs), desc="checking shapes", unit="shape", disable=None, leave=False) as bar:
             refs, skipped = vet_refs(refs, opts["skip_broken"], out, workers or os.cpu_count() or 1, bar.update)
         for s in skipped:
             click.echo(f"skipping broken shape {s['shape_id']}: {s['reason']}", err=True)
-    materials_dir = opts["materials_dir"]
-    default = materials_dir is None
-    if not default:
-        load_library(materials_dir)  # validate before anything is written or rendered
+    if cfg.materials:
+        load_library(cfg.materials)  # validate before anything is written or rendered
     # the default library lives in the dataset folder and is recorded relative to it, so the
     # members of a job array (each with its own folder) record one and the same config
-    cfg = GenerateConfig(**{**cfg.__dict__, "materials": "materials" if default else str(Path(materials_dir).resolve())})
+    cfg = replace(cfg, materials=str(Path(cfg.materials).resolve()) if cfg.materials else "materials")
     return out, refs, cfg, skipped
 
 
 def _default_library(out: Path, cfg) -> None:
     """Write the default material library into OUT (once; array members may race) and check it."""
-    from brokenchairs.generation.materials.library import load_library
+    from brokenchairs.generation.render.materials.library import load_library
 
     folder = out / cfg.materials
     if cfg.materials == "materials":
@@ -210,8 +201,8 @@ def plan_cmd(ctx, write, workers, as_json, **opts):
 
 
 def _print_plan(ctx, opts: dict, workers: int | None, write: bool, as_json: bool) -> None:
-    from brokenchairs.generation.generate import plan, record_plan
-    from brokenchairs.generation.plan import summarize
+    from brokenchairs.generation.pipeline.generate import plan, record_plan
+    from brokenchairs.generation.pipeline.plan import summarize
 
     out, refs, cfg, skipped = _setup(ctx, opts, check_shapes=write, workers=workers)
     if write:
@@ -246,8 +237,8 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.generate import check_plan, generate
-    from brokenchairs.generation.plan import check_share
+    from brokenchairs.generation.pipeline.generate import check_plan, generate
+    from brokenchairs.generation.pipeline.plan import check_share
 
     if dry_run:
         _print_plan(ctx, opts, workers, write=False, as_json=False)
@@ -291,9 +282,14 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
 @click.option("--stride", type=int, default=8, show_default=True, help="Encoder patch stride.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=32, show_default=True, help="Shapes per shard.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the procedural chairs.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="JSON of the view options (views, elevation_deg, resolution, stride, fov_deg, radius); --set and "
+                   "flags override it.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any view option, e.g. --set fov_deg=30.")
 @_execution_options
-def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
-                     workers, executor, address, num_shards, shard_index, pin):
+@click.pass_context
+def render_views_cmd(ctx, shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
+                     config_file, sets, workers, executor, address, num_shards, shard_index, pin):
     """Grayscale reference views with depth, poses and patch xyz, into view shards.
 
     \b
@@ -303,16 +299,18 @@ def render_views_cmd(shapes_dir, num_shapes, mesh, up, out, views, elevation, re
     """
     from tqdm import tqdm
 
-    from brokenchairs.generation.dataset import read_dataset
-    from brokenchairs.generation.plan import check_share
-    from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
-    from brokenchairs.generation.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
+    from brokenchairs.config import flags_given, parse_sets, read_file, resolve
+    from brokenchairs.dataset.dataset_json import read_dataset
+    from brokenchairs.generation.pipeline.plan import check_share
+    from brokenchairs.generation.pipeline.reference_views import render_reference_views
+    from brokenchairs.generation.units.tasks import ViewsConfig
+    from brokenchairs.generation.shapes.sources import ShapeRef, load_ref, mesh_ref, partnet_refs, procedural_refs
 
     if sum(x is not None for x in (shapes_dir, num_shapes, mesh)) > 1:
         raise click.UsageError("give at most one of --shapes, --num-shapes, --mesh")
     require_render("render-views")
-    cfg = ViewsConfig(views=views, elevation_deg=elevation, resolution=resolution, stride=stride)
-    cfg.validate()
+    layers = [read_file(config_file, "view config"), parse_sets(sets), *flags_given(ctx, VIEWS_FLAGS)]
+    cfg = resolve(ViewsConfig, [x for x in layers if x is not None], what="view option")
     check_share(num_shards, shard_index)
     if out.exists() and not out.is_dir():
         raise InputError(out, "--out is a file, not a folder")
@@ -358,7 +356,7 @@ def preview_cmd(dataset, out, kind, n, columns, scale):
     \b
     Example: brokenchairs preview data/ --out sheet.png --type broken --n 12
     """
-    from brokenchairs.generation.dataset_preview import dataset_sheet
+    from brokenchairs.generation.inspection.dataset_preview import dataset_sheet
 
     click.echo(f"wrote {out} ({dataset_sheet(dataset, out, kind, n, columns, scale)} queries)")
 

@@ -17,7 +17,7 @@ def stats_cmd(dataset, as_json):
     \b
     Example: brokenchairs stats data/
     """
-    from brokenchairs.generation.stats import dataset_stats, format_stats
+    from brokenchairs.generation.inspection.stats import dataset_stats, format_stats
 
     s = dataset_stats(dataset)
     click.echo(json.dumps(s, indent=1) if as_json else format_stats(s))
@@ -31,7 +31,7 @@ def validate_cmd(dataset):
     \b
     Example: brokenchairs validate data/
     """
-    from brokenchairs.generation.validate import validate_dataset
+    from brokenchairs.generation.inspection.validate import validate_dataset
 
     problems = validate_dataset(dataset)
     for path, problem in problems:
@@ -51,7 +51,7 @@ def merge_cmd(sources, out):
     \b
     Example: brokenchairs merge part-*/ --out data/
     """
-    from brokenchairs.generation.merge import merge
+    from brokenchairs.generation.pipeline.merge import merge
 
     r = merge(list(sources), out)
     click.echo(f"{r['placed']} shards placed, {r['present']} already there, {r['missing']} missing -> {out}"
@@ -70,7 +70,7 @@ def export_official_cmd(dataset, folder):
     \b
     Example: brokenchairs export-official data/ brokenchairs_release/
     """
-    from brokenchairs.generation.official_export import export_official
+    from brokenchairs.generation.interop.official_export import export_official
 
     n = export_official(dataset, folder)
     click.echo(f"exported {n['images']} images and {n['shapes']} reference shapes -> {folder}")
@@ -89,7 +89,7 @@ def import_official_cmd(folder, dataset, resolution, shard_size):
     \b
     Example: brokenchairs import-official BrokenChairs-180K/ data/
     """
-    from brokenchairs.generation.official_import import import_official
+    from brokenchairs.generation.interop.official_import import import_official
 
     n = import_official(folder, dataset, resolution, shard_size)
     click.echo(f"imported {n['images']} images ({n['skipped']} skipped) and {n['shapes']} reference shapes -> {dataset}")

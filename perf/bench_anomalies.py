@@ -17,7 +17,7 @@ import numpy as np
 
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.generation.anomalies import AnomalyFailed, DonorPool, make_anomaly
-from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+from brokenchairs.generation.shapes.sources import load_ref, partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
-from brokenchairs.generation.materials.library import synth_library
-from brokenchairs.generation.render_settings import OBJECT_SAMPLES
-from brokenchairs.generation.sources import partnet_refs, procedural_refs
+from brokenchairs.generation.pipeline.generate import KINDS, GenerateConfig, generate
+from brokenchairs.generation.render.materials.library import synth_library
+from brokenchairs.generation.render.render_settings import OBJECT_SAMPLES
+from brokenchairs.generation.shapes.sources import partnet_refs, procedural_refs
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTNET = Path(os.environ.get("BROKENCHAIRS_PARTNET", ROOT.parent / "shared" / "data" / "partnet-chairs"))

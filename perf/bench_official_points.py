@@ -21,11 +21,11 @@ import numpy as np
 import trimesh
 
 from brokenchairs.blender_scripts.views import ViewRenderer
-from brokenchairs.generation.cameras import project, unproject_depth
-from brokenchairs.generation.official_points import pixel_rows_cols, surface_points, visible
-from brokenchairs.generation.partnet import iter_shapes
-from brokenchairs.generation.procedural import synth_chair
-from brokenchairs.generation.reference_views import ViewsConfig
+from brokenchairs.dataset.cameras import project, unproject_depth
+from brokenchairs.generation.interop.official_points import pixel_rows_cols, surface_points, visible
+from brokenchairs.generation.shapes.partnet import iter_shapes
+from brokenchairs.generation.shapes.procedural import synth_chair
+from brokenchairs.generation.units.tasks import ViewsConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from brokenchairs.generation.generate import GenerateConfig, generate
-from brokenchairs.generation.materials.library import synth_library
-from brokenchairs.generation.sources import procedural_refs
+from brokenchairs.generation.pipeline.generate import GenerateConfig, generate
+from brokenchairs.generation.render.materials.library import synth_library
+from brokenchairs.generation.shapes.sources import procedural_refs
 
 
 def run(out: Path, shapes: int, resolution: int, workers: int, mats: Path):

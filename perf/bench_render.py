@@ -11,7 +11,7 @@ materials and a light preset, renders the same 256x256 query views with
                for the camera (blender_scripts/query_materials.py); --samples 8,9,10 sweeps,
   unfiltered   (--unfiltered N) production at N spp with the map files as they are,
   alpha        (--cycles-alpha N) production at N spp with the samples' own alpha on the
-               silhouettes instead of generation/coverage.py's exact coverage,
+               silhouettes instead of generation/render/coverage.py's exact coverage,
   flag-only    the best single-pass setting of the issue: full frame, 4 spp, Cycles' OIDN with
                prefilter and quality FAST, composited over white afterwards,
   naive        Cycles with its default OpenImageDenoise (prefilter ACCURATE, quality HIGH), 2 spp,
@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brokenchairs.generation.executor import drop_blender_script_paths
-from brokenchairs.generation.render_settings import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
+from brokenchairs.generation.pipeline.executor import drop_blender_script_paths
+from brokenchairs.generation.render.render_settings import GROUND_SAMPLES, OBJECT_SAMPLES  # no bpy: imported before the pinning
 from brokenchairs.shared_folder import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,8 +123,8 @@ def _ref_render(job: dict) -> dict:
     import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
     from brokenchairs.blender_scripts.query_probes import render_single_pass
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.materials.library import load_library
-    from brokenchairs.generation.sources import ShapeRef, load_ref
+    from brokenchairs.generation.render.materials.library import load_library
+    from brokenchairs.generation.shapes.sources import ShapeRef, load_ref
 
     if "renderer" not in _REF or _REF["res"] != job["resolution"]:
         _REF.update(renderer=QueryRenderer(job["resolution"], 1, "cpu", _REF["threads"], True, prefilter_textures=False),
@@ -185,10 +185,10 @@ def main() -> None:
     os.sched_setaffinity(0, set(ALL_CPUS[: args.threads]))
     import brokenchairs.blender_scripts  # noqa: F401  (bpy before pymeshlab)
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
-    from brokenchairs.generation.materials.assign import assign_materials
-    from brokenchairs.generation.materials.library import load_library, synth_library
-    from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+    from brokenchairs.dataset.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
+    from brokenchairs.generation.render.materials.assign import assign_materials
+    from brokenchairs.generation.render.materials.library import load_library, synth_library
+    from brokenchairs.generation.shapes.sources import load_ref, partnet_refs, procedural_refs
 
     res = args.resolution
     lib_dir = Path("out/bench-render-materials")
@@ -270,7 +270,7 @@ def main() -> None:
     if args.sheet:
         from PIL import Image, ImageDraw
 
-        from brokenchairs.generation.sheets import save_grid
+        from brokenchairs.generation.inspection.sheets import save_grid
 
         out_tiles = []
         for sid, imgs in tiles:

@@ -40,7 +40,9 @@ def ensure_data(path: Path | None) -> Path:
 def loader_rate(data: Path, cached: bool, samples: int) -> dict:
     from torch.utils.data import DataLoader
 
-    from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, ShardDataset
+    from brokenchairs.dataset.index import DatasetIndex
+
+    from brokenchairs.benchmark.data import EpochSampler, ShardDataset
 
     index = DatasetIndex.open(data, "all")
     ds = ShardDataset(index, views=10, train=True, augment=True, with_depth=True, cache_shapes=32 if cached else 0)
@@ -95,7 +97,7 @@ def main() -> None:
         print(json.dumps(train_once(data, model, args.device, int(steps), args.preset, json.loads(sets))))
         return
     data = ensure_data(args.data)
-    from brokenchairs.benchmark.data import DatasetIndex
+    from brokenchairs.dataset.index import DatasetIndex
 
     index = DatasetIndex.open(data, "all")
     print(f"data: {data} ({len(index)} queries, {len(index.shapes())} shapes, {index.resolution}px, "

@@ -16,9 +16,9 @@ import numpy as np
 
 from brokenchairs.blender_scripts import scene as sc
 from brokenchairs.blender_scripts.views import ViewRenderer
-from brokenchairs.generation.partnet import iter_shapes
-from brokenchairs.generation.procedural import synth_chair
-from brokenchairs.generation.reference_views import ViewsConfig
+from brokenchairs.generation.shapes.partnet import iter_shapes
+from brokenchairs.generation.shapes.procedural import synth_chair
+from brokenchairs.generation.units.tasks import ViewsConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

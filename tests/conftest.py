@@ -24,7 +24,7 @@ SKIPPED = "real PartNet chairs:"
 
 def _partnet_problem(folder: Path) -> str | None:
     """Why ``folder`` cannot serve the real-chair tests, or None."""
-    from brokenchairs.generation.partnet import is_shape_dir
+    from brokenchairs.generation.shapes.partnet import is_shape_dir
 
     if not folder.is_dir():
         return "no such folder"
@@ -49,7 +49,7 @@ def partnet_dir() -> Path:
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """Fifty procedural chairs written in PartNet layout, shared by the tests of a session."""
-    from brokenchairs.generation.procedural import synth_chairs
+    from brokenchairs.generation.shapes.procedural import synth_chairs
 
     out = tmp_path_factory.mktemp("synth")
     list(synth_chairs(50, 7, out))

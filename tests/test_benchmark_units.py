@@ -9,13 +9,14 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from brokenchairs.benchmark.config import resolve_config
-from brokenchairs.benchmark.data import DatasetIndex, EpochSampler, QueryRef, augment, closest_view, select_views
+from brokenchairs.dataset.index import DatasetIndex, QueryRef
+from brokenchairs.benchmark.data import EpochSampler, augment, closest_view, select_views
 from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.metrics import box_ap, compute_metrics, paired_iou
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.errors import InputError
-from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.splits import PAPER_RATIOS, assign_splits, split_of
+from brokenchairs.dataset.queries import bbox_of
+from brokenchairs.dataset.splits import PAPER_RATIOS, assign_splits, split_of
 
 
 def _fixed(n=200, seed=3):
@@ -206,7 +207,7 @@ def test_presets_and_overrides_resolve_and_bad_values_name_the_problem(tmp_path)
     assert resolve_config("cmt", "paper", overrides={"momentum": "none"}).momentum is None
     with pytest.raises(InputError, match="vlfa_weight"):
         resolve_config("cmt", "paper", overrides={"vlfa_weight": "2"})
-    with pytest.raises(InputError, match="epochs expects an integer"):
+    with pytest.raises(InputError, match="epochs expects a whole number"):
         resolve_config("cmt", "paper", overrides={"epochs": "2.5"})
     bad = tmp_path / "bad.json"
     bad.write_text('{"no_such_option": 1}')

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.cameras import (
+from brokenchairs.dataset.cameras import (
     Viewpoint,
     camera_for,
     eye_position,

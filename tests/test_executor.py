@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from brokenchairs.generation.executor import run_tasks, worker_cpu_sets
+from brokenchairs.generation.pipeline.executor import run_tasks, worker_cpu_sets
 
 CPUS = len(os.sched_getaffinity(0))
 

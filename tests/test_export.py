@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-from brokenchairs.generation.export import export_shape
-from brokenchairs.generation.procedural import synth_chair
+from brokenchairs.generation.shapes.export import export_shape
+from brokenchairs.generation.shapes.procedural import synth_chair
 
 
 def test_glb_keeps_part_names_paths_and_geometry(tmp_path):

@@ -14,9 +14,9 @@ from brokenchairs import extras
 from brokenchairs.cli import main
 
 CORE = ["brokenchairs.cli", "brokenchairs.benchmark.train", "brokenchairs.benchmark.evaluate", "brokenchairs.benchmark.report",
-        "brokenchairs.benchmark.predict", "brokenchairs.models", "brokenchairs.generation.official",
-        "brokenchairs.generation.stats", "brokenchairs.generation.validate", "brokenchairs.generation.merge",
-        "brokenchairs.generation.generate", "brokenchairs.generation.sources"]
+        "brokenchairs.benchmark.predict", "brokenchairs.models", "brokenchairs.generation.interop.official",
+        "brokenchairs.generation.inspection.stats", "brokenchairs.generation.inspection.validate", "brokenchairs.generation.pipeline.merge",
+        "brokenchairs.generation.pipeline.generate", "brokenchairs.generation.shapes.sources"]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

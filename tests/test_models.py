@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from brokenchairs.generation.cameras import Viewpoint, camera_for, intrinsics
-from brokenchairs.generation.views import patch_points
+from brokenchairs.dataset.cameras import Viewpoint, camera_for, intrinsics
+from brokenchairs.dataset.views import patch_points
 from brokenchairs.models import MODEL_NAMES, build_model, parameter_count, spec
 from brokenchairs.models.tkca import cross_attention, gather_attention, topk_mask
 from brokenchairs.models.vlfa import contrast, pair_loss, query_view_pairs, view_correspondences, view_view_pairs

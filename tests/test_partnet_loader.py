@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from brokenchairs.cli import main
 from brokenchairs.errors import InputError
-from brokenchairs.generation.partnet import find_shape_dirs, iter_shapes, load_shape, read_obj
+from brokenchairs.generation.shapes.partnet import find_shape_dirs, iter_shapes, load_shape, read_obj
 
 LEAVES = {"2323": 7, "43872": 11, "37989": 5, "45075": 11, "37614": 4, "2320": 19}
 
@@ -148,7 +148,7 @@ def test_obj_reader_handles_polygons_and_slashes(tmp_path):
 
 
 def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle():
-    from brokenchairs.generation.shape import single_sided_faces
+    from brokenchairs.generation.shapes.shape import single_sided_faces
 
     rng = np.random.default_rng(0)
     v = rng.normal(size=(30, 3))
@@ -162,7 +162,7 @@ def test_single_sided_faces_keeps_one_copy_of_each_double_sided_triangle():
 
 
 def test_single_sided_faces_halves_a_double_sided_real_chair(partnet_dir):
-    from brokenchairs.generation.shape import single_sided_faces
+    from brokenchairs.generation.shapes.shape import single_sided_faces
 
     def point_sets(verts, faces):
         return {frozenset(map(tuple, np.round(verts[t], 6))) for t in faces}

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from brokenchairs.cli import main
 from brokenchairs.data_manifests import load_json
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES, ANOMALY_TYPES, TYPE_NAMES
-from brokenchairs.generation.generate import KINDS
-from brokenchairs.generation.plan import TYPE_SHARES, expected_queries, plan_tasks, plan_units, task_share
-from brokenchairs.generation.sources import procedural_refs
+from brokenchairs.generation.pipeline.generate import KINDS
+from brokenchairs.generation.pipeline.plan import TYPE_SHARES, expected_queries, plan_tasks, plan_units, task_share
+from brokenchairs.generation.shapes.sources import procedural_refs
 
 
 def test_views_per_unit_follow_the_papers_table1_law():

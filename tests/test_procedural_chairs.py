@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from brokenchairs.generation.inventory import taxonomy_paths
-from brokenchairs.generation.partnet import find_shape_dirs, load_shape
-from brokenchairs.generation.procedural import FAMILY_NAMES, synth_chair, synth_chairs
-from brokenchairs.generation.shape import sample_surface
+from brokenchairs.generation.shapes.inventory import taxonomy_paths
+from brokenchairs.generation.shapes.partnet import find_shape_dirs, load_shape
+from brokenchairs.generation.shapes.procedural import FAMILY_NAMES, synth_chair, synth_chairs
+from brokenchairs.generation.shapes.shape import sample_surface
 
 
 @pytest.fixture(scope="module")

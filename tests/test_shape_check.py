@@ -10,7 +10,7 @@ import shutil
 from click.testing import CliRunner
 
 from brokenchairs.cli import main
-from brokenchairs.generation.inventory import check_shapes
+from brokenchairs.generation.shapes.inventory import check_shapes
 
 
 def test_shapes_info_and_check_name_each_broken_shape_and_exit_1(broken_shapes):

@@ -18,9 +18,9 @@ from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.anomalies.ops import APPLY, DRAW, rejection
 from brokenchairs.generation.anomalies.spec import load_spec
-from brokenchairs.generation.inventory import leaf_nodes
-from brokenchairs.generation.shape import Part, Shape
-from brokenchairs.generation.sources import ShapeRef, load_ref
+from brokenchairs.generation.shapes.inventory import leaf_nodes
+from brokenchairs.generation.shapes.shape import Part, Shape
+from brokenchairs.generation.shapes.sources import ShapeRef, load_ref
 
 
 class AnomalyFailed(Exception):

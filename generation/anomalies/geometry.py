@@ -6,7 +6,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from brokenchairs.generation.shape import make_mesh, sample_surface
+from brokenchairs.generation.shapes.shape import make_mesh, sample_surface
 
 
 def rotation_matrix(axis: np.ndarray, angle: float) -> np.ndarray:

@@ -22,8 +22,8 @@ from brokenchairs.generation.anomalies.geometry import (
     rotation_matrix,
 )
 from brokenchairs.generation.anomalies.solid import Cutter, fracture
-from brokenchairs.generation.shape import Part, Shape, make_mesh, sample_surface
-from brokenchairs.generation.sources import ShapeRef, load_ref
+from brokenchairs.generation.shapes.shape import Part, Shape, make_mesh, sample_surface
+from brokenchairs.generation.shapes.sources import ShapeRef, load_ref
 
 
 def _choice(rng: np.random.Generator, weights: dict) -> str:

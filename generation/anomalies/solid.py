@@ -18,7 +18,7 @@ import manifold3d as m3d
 import numpy as np
 import trimesh
 
-from brokenchairs.generation.shape import make_mesh
+from brokenchairs.generation.shapes.shape import make_mesh
 
 SPHERE_SEGMENTS = 48
 

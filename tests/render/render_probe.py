@@ -16,9 +16,12 @@ import numpy as np
 
 os.sched_setaffinity(0, {int(sys.argv[3])})
 
-from brokenchairs.blender_scripts import query_worker  # noqa: E402  (bpy first)
-from brokenchairs.generation.generate import KINDS, GenerateConfig, plan  # noqa: E402
-from brokenchairs.generation.sources import procedural_refs  # noqa: E402
+from brokenchairs.blender_scripts.query_scene import QueryRenderer  # noqa: E402  (bpy first)
+from brokenchairs.generation.anomalies import DonorPool  # noqa: E402
+from brokenchairs.generation.pipeline.generate import KINDS, GenerateConfig, plan  # noqa: E402
+from brokenchairs.generation.render.materials.library import load_library  # noqa: E402
+from brokenchairs.generation.shapes.sources import procedural_refs  # noqa: E402
+from brokenchairs.generation.units.procedure import run_unit  # noqa: E402
 
 CONFIG = GenerateConfig(anomalies=KINDS, resolution=64, samples=4, seed=5, shard_size=4, balance="every-shape")
 
@@ -27,10 +30,13 @@ def main(out: str, materials: str, target: str, history: list[str]) -> None:
     cfg = GenerateConfig(**{**asdict(CONFIG), "materials": materials})
     refs = procedural_refs(6, cfg.seed)
     units = {u.unit_id: u for u in plan(Path(out).parent, refs, cfg)[0]}
-    query_worker.init(asdict(cfg), [r.to_json() for r in refs], "cpu", 1)
+    settings = cfg.settings(Path(out).parent)
+    renderer = QueryRenderer(settings.resolution, settings.samples, "cpu", 1, settings.denoise)  # one warm worker
+    library, pool = load_library(settings.materials), DonorPool(refs)
 
     def render(unit_id: str) -> dict[str, np.ndarray]:
-        return {s.sample_id: s.image for s, _ in query_worker.render_unit(units[unit_id], [0.0], Counter())}
+        return {s.sample_id: s.image
+                for s, _ in run_unit(units[unit_id], renderer, settings, library, pool, [0.0], Counter())}
 
     first = render(target)
     for unit_id in history:

@@ -19,8 +19,8 @@ from brokenchairs.generation.anomalies import (
     load_spec,
     make_anomaly,
 )
-from brokenchairs.generation.shape import PartNode, Shape, make_mesh, normalise
-from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+from brokenchairs.generation.shapes.shape import PartNode, Shape, make_mesh, normalise
+from brokenchairs.generation.shapes.sources import load_ref, partnet_refs, procedural_refs
 
 SPEC = load_spec()
 N_CHAIRS = 30

@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from brokenchairs.benchmark.config import resolve_config
-from brokenchairs.benchmark.data import DatasetIndex, ShardDataset
+from brokenchairs.dataset.index import DatasetIndex
+from brokenchairs.benchmark.data import ShardDataset
 from brokenchairs.benchmark.train import train
 from brokenchairs.cli import main
 
@@ -301,3 +302,16 @@ def test_query_location_field_follows_augmentation_and_pairs_the_same_3d_points(
         for s, ia, ib in pairs:
             gap = (b["query_xyz"].flatten(1, 2)[s, ia] - b["patch_xyz"].flatten(2, 3)[s, v][ib]).norm(dim=-1)
             assert gap.median() < 0.1  # a cell at 64x64 spans ~0.1 of the unit diagonal
+
+
+def test_train_config_layers_read_back_from_config_json(data, tmp_path):
+    """preset < --config < --set < flag, through the CLI, as RUN/config.json records it."""
+    f = tmp_path / "c.json"
+    f.write_text('{"lr": 0.01, "seed": 3, "log_every": 2, "epochs": 3, "batch_size": 3}')
+    run = tmp_path / "run"
+    _cli("train", "--model", "resnet18-fpn", "--data", data, "--out", run, "--device", "cpu", "--preset", "tiny",
+         "--config", f, "--set", "split=all", "--set", "val_split=", "--set", "max_steps_per_epoch=1",
+         "--set", "seed=4", "--set", "lr=0.02", "--set", "batch_size=2", "--lr", "0.03", "--epochs", "1")
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["lr"], saved["seed"], saved["log_every"], saved["epochs"], saved["batch_size"]) == (0.03, 4, 2, 1, 2)
+    assert saved["topk"] == 16  # the tiny preset's, untouched by every other layer

@@ -1,4 +1,4 @@
-"""Exact silhouette coverage (generation/coverage.py): the union of the projected triangles under
+"""Exact silhouette coverage (generation/render/coverage.py): the union of the projected triangles under
 Cycles' pixel filter, equal to the alpha Cycles' samples converge to."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.coverage import FILTER_WIDTH_PX, coverage, filter_weights, merged_mesh, triangles_2d
+from brokenchairs.generation.render.coverage import FILTER_WIDTH_PX, coverage, filter_weights, merged_mesh, triangles_2d
 
 
 def _square(x0, y0, x1, y1):
@@ -77,10 +77,10 @@ def test_coverage_equals_the_alpha_cycles_samples_converge_to(tmp_path, request,
     """A procedural chair and a real PartNet chair: the exact coverage against a 512-spp Cycles alpha."""
     from brokenchairs.blender_scripts.query_probes import render_alpha
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
-    from brokenchairs.generation.materials.assign import assign_materials
-    from brokenchairs.generation.materials.library import load_library, synth_library
-    from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+    from brokenchairs.dataset.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
+    from brokenchairs.generation.render.materials.assign import assign_materials
+    from brokenchairs.generation.render.materials.library import load_library, synth_library
+    from brokenchairs.generation.shapes.sources import load_ref, partnet_refs, procedural_refs
 
     list(synth_library(3, 0, tmp_path / "mats", 32))
     library = load_library(tmp_path / "mats")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.exr import read_exr
+from brokenchairs.generation.render.exr import read_exr
 
 
 def _write(path, pixels: np.ndarray, color_mode: str, depth: str, codec: str = "NONE") -> None:
@@ -61,7 +61,7 @@ def test_render_passes_read_back_as_blender_wrote_them():
 
     from brokenchairs.blender_scripts import scene as sc
     from brokenchairs.blender_scripts.passes import BLENDER_BACKGROUND_DEPTH, PassReader
-    from brokenchairs.generation.cameras import Viewpoint, camera_for, intrinsics
+    from brokenchairs.dataset.cameras import Viewpoint, camera_for, intrinsics
 
     sc.init_blender(1)
     scene = bpy.context.scene

@@ -14,10 +14,10 @@ from PIL import Image
 from brokenchairs.cli import main
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 from brokenchairs.generation.anomalies import AnomalyRecord, apply_record
-from brokenchairs.generation.cameras import unproject_depth
-from brokenchairs.generation.materials.library import load_library, load_material
-from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.sources import load_ref, procedural_refs
+from brokenchairs.dataset.cameras import unproject_depth
+from brokenchairs.generation.render.materials.library import load_library, load_material
+from brokenchairs.dataset.queries import bbox_of
+from brokenchairs.generation.shapes.sources import load_ref, procedural_refs
 
 pytestmark = pytest.mark.blender
 ARGS = ["--num-shapes", "3", "--resolution", "64", "--samples", "2", "--views-per-variant", "3", "--seed", "5", "--twins",
@@ -211,7 +211,7 @@ def test_generate_refuses_a_folder_of_another_dataset(dataset, tmp_path):
 def test_quality_control_runs_before_full_renders(dataset, tmp_path):
     """Without twins, no full-quality render is thrown away for an anomaly: QC runs on masks-only
     renders, so full renders = kept queries + the (rare) normal views cut by the frame."""
-    from brokenchairs.generation.generate import KINDS, GenerateConfig, generate
+    from brokenchairs.generation.pipeline.generate import KINDS, GenerateConfig, generate
 
     out, _ = dataset
     cfg = GenerateConfig(anomalies=KINDS, views_per_variant=3, resolution=64, samples=2, seed=5, shard_size=12,

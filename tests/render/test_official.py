@@ -24,13 +24,13 @@ import trimesh
 from click.testing import CliRunner
 from PIL import Image
 
-from brokenchairs.benchmark.data import DatasetIndex
+from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.cli import main
 from brokenchairs.errors import InputError
-from brokenchairs.generation.official import check_shape_id
-from brokenchairs.generation.official_points import surface_points, visible
-from brokenchairs.generation.shards import read_views
-from brokenchairs.generation.sources import ShapeRef, load_ref
+from brokenchairs.generation.interop.official import check_shape_id
+from brokenchairs.generation.interop.official_points import surface_points, visible
+from brokenchairs.dataset.shards import read_views
+from brokenchairs.generation.shapes.sources import ShapeRef, load_ref
 
 pytestmark = pytest.mark.blender
 VIEWS = 6

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoints
-from brokenchairs.generation.queries import bbox_of
-from brokenchairs.generation.render_region import FEATHER_PX, assemble, render_region, upsample_ground
-from brokenchairs.generation.sources import load_ref, procedural_refs
-from brokenchairs.generation.srgb import linear_to_srgb8, srgb8_to_linear
+from brokenchairs.dataset.cameras import bbox_center, camera_for, intrinsics, project, query_viewpoints
+from brokenchairs.dataset.queries import bbox_of
+from brokenchairs.generation.render.render_region import FEATHER_PX, assemble, render_region, upsample_ground
+from brokenchairs.generation.shapes.sources import load_ref, procedural_refs
+from brokenchairs.generation.render.srgb import linear_to_srgb8, srgb8_to_linear
 
 
 def test_region_contains_every_projected_vertex_with_a_margin():
@@ -24,7 +24,7 @@ def test_region_contains_every_projected_vertex_with_a_margin():
         uv, _ = project(pts, K, w2c)
         assert 0 <= x0 < x1 <= 128 and 0 <= y0 < y1 <= 128
         lo, hi = uv.min(0), uv.max(0)
-        # the margin (3 px) covers the pixel filter's reach (1.5 px, generation/coverage.py) with room to spare
+        # the margin (3 px) covers the pixel filter's reach (1.5 px, generation/render/coverage.py) with room to spare
         assert (lo[0] - x0 >= 2 or x0 == 0) and (lo[1] - y0 >= 2 or y0 == 0)
         assert (x1 - hi[0] >= 2 or x1 == 128) and (y1 - hi[1] >= 2 or y1 == 128)
         assert (x1 - x0) * (y1 - y0) < 0.8 * 128 * 128  # the point: far less than the frame
@@ -73,7 +73,7 @@ def test_feather_keeps_the_object_pass_near_the_object_and_the_ground_pass_far_f
 
 def _scene(tmp_path, res: int, samples: int):
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.render.materials.library import load_library, synth_library
 
     list(synth_library(6, 0, tmp_path / "mats", 64))
     library = load_library(tmp_path / "mats")
@@ -89,8 +89,8 @@ def _psnr(a, b, mask):
 def test_two_pass_masks_depth_and_box_equal_the_full_frame(tmp_path):
     from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import SAMPLING_PATTERN
-    from brokenchairs.generation.materials.assign import assign_materials
-    from brokenchairs.generation.render_settings import OBJECT_SAMPLES
+    from brokenchairs.generation.render.materials.assign import assign_materials
+    from brokenchairs.generation.render.render_settings import OBJECT_SAMPLES
 
     res = 64
     r, library, by_name = _scene(tmp_path, res, 2)
@@ -126,7 +126,7 @@ def test_a_renderers_first_image_equals_its_later_ones(tmp_path):
     """Cycles' blue-noise pattern depends on the largest sample count rendered so far; a primed
     renderer's first image (ground pass before any object pass) is the one it makes later too."""
     from brokenchairs.blender_scripts.query_probes import render_view
-    from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.render.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
     shape = load_ref(procedural_refs(1, 4)[0])
@@ -147,7 +147,7 @@ def test_a_batch_of_views_renders_each_view_as_a_render_of_its_own(tmp_path):
     """``render_views`` runs every ground pass before any object pass (fewer scene re-syncs); each
     view's image, index and depth are those of ``render_view`` on that view alone, masks-only too."""
     from brokenchairs.blender_scripts.query_probes import render_view
-    from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.render.materials.assign import assign_materials
 
     r, library, by_name = _scene(tmp_path, 64, 6)
     shape = load_ref(procedural_refs(1, 5)[0])
@@ -176,7 +176,7 @@ def test_compositing_before_denoising_beats_the_single_pass_render(tmp_path):
     from scipy.ndimage import binary_erosion
 
     from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
-    from brokenchairs.generation.materials.assign import assign_materials
+    from brokenchairs.generation.render.materials.assign import assign_materials
 
     res = 128
     r, library, by_name = _scene(tmp_path, res, 16)

@@ -9,10 +9,11 @@ import trimesh
 from click.testing import CliRunner
 
 from brokenchairs.cli import main
-from brokenchairs.generation.cameras import bbox_center, eye_position, project, unproject_depth
-from brokenchairs.generation.reference_views import ViewsConfig, render_reference_views
-from brokenchairs.generation.shards import is_complete, read_views
-from brokenchairs.generation.sources import load_ref, partnet_refs, procedural_refs
+from brokenchairs.dataset.cameras import bbox_center, eye_position, project, unproject_depth
+from brokenchairs.generation.pipeline.reference_views import render_reference_views
+from brokenchairs.generation.units.tasks import ViewsConfig
+from brokenchairs.dataset.shards import is_complete, read_views
+from brokenchairs.generation.shapes.sources import load_ref, partnet_refs, procedural_refs
 
 pytestmark = pytest.mark.blender
 CFG = ViewsConfig(views=6, resolution=64, elevation_deg=30.0)
@@ -165,3 +166,37 @@ def test_custom_mesh_entry_point(tmp_path):
     vs = read_views(tmp_path / "v" / "shards" / "views-00000.h5", "box")
     pts = vs.patch_xyz[vs.patch_valid]
     assert pts[:, 2].max() == pytest.approx(1.0 / np.linalg.norm([0.4, 1.0, 0.3]), abs=0.02)  # y became z, normalised
+
+
+VIEW_VALUES = {  # every ViewsConfig key: a value other than the default; the flag where one exists
+    "views": (2, ["--views", "2"]), "elevation_deg": (20.0, ["--elevation", "20"]),
+    "resolution": (24, ["--resolution", "24"]), "stride": (4, ["--stride", "4"]), "fov_deg": (30.0, None),
+    "radius": (3.0, None),
+}
+
+
+@pytest.mark.parametrize("way", ["file", "set", "flag"])
+def test_every_view_key_every_way_reads_back_from_dataset_json(way, tmp_path):
+    import json
+    from dataclasses import fields
+
+    assert set(VIEW_VALUES) == {f.name for f in fields(ViewsConfig)}
+    if way == "file":
+        (tmp_path / "views.json").write_text(json.dumps({k: v for k, (v, _) in VIEW_VALUES.items()}))
+        args, keys = ["--config", str(tmp_path / "views.json")], list(VIEW_VALUES)
+    elif way == "set":
+        args, keys = [a for k, (v, _) in VIEW_VALUES.items() for a in ("--set", f"{k}={v}")], list(VIEW_VALUES)
+    else:
+        keys = [k for k, (_, flag) in VIEW_VALUES.items() if flag]
+        args = [a for k in keys for a in VIEW_VALUES[k][1]]
+    out = tmp_path / "ds"
+    res = CliRunner().invoke(main, ["render-views", "--num-shapes", "1", "--out", str(out), "--workers", "1", *args])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "dataset.json").read_text())["views"]["config"]
+    for key in keys:
+        assert saved[key] == VIEW_VALUES[key][0], (way, key)
+    with h5py.File(next((out / "shards").glob("views-*.h5"))) as f:  # and the renders follow it
+        g = next(iter(f.values()))
+        v = VIEW_VALUES
+        assert g["gray"].shape[:2] == (v["views"][0], v["resolution"][0])
+        assert g["patch_xyz"].shape[1] == v["resolution"][0] // v["stride"][0]

@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brokenchairs.generation.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, mip_factor,
+from brokenchairs.generation.render.materials.prefilter import (TEXELS_PER_PIXEL, box_reduce, constant_value, mip_factor,
                                                          prefilter_maps, reduce_color, reduce_normal, reduce_roughness,
                                                          texels_per_pixel)
-from brokenchairs.generation.srgb import linear_to_srgb, srgb_to_linear
+from brokenchairs.generation.render.srgb import linear_to_srgb, srgb_to_linear
 
 
 def test_mip_factor_is_the_largest_power_of_two_that_keeps_the_target_density():
@@ -93,7 +93,7 @@ def test_prefiltered_materials_sample_reduced_maps_and_constants(tmp_path):
     """In Blender: each map is sampled at its reduced size, a flat map becomes the socket's value
     and a flat normal map disappears; without a resolution the files are used as they are."""
     from brokenchairs.blender_scripts.query_materials import build_material
-    from brokenchairs.generation.materials.library import load_library, synth_library
+    from brokenchairs.generation.render.materials.library import load_library, synth_library
 
     list(synth_library(3, 0, tmp_path / "mats", 256))
     m = load_library(tmp_path / "mats")[0]
@@ -122,10 +122,10 @@ def test_prefiltered_chair_keeps_its_pixel_means_and_loses_texture_noise(tmp_pat
 
     from brokenchairs.blender_scripts.query_probes import render_single_pass, render_view
     from brokenchairs.blender_scripts.query_scene import QueryRenderer
-    from brokenchairs.generation.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
-    from brokenchairs.generation.materials.assign import label_groups
-    from brokenchairs.generation.materials.library import load_library, synth_library
-    from brokenchairs.generation.sources import load_ref, procedural_refs
+    from brokenchairs.dataset.cameras import bbox_center, camera_for, intrinsics, query_viewpoints
+    from brokenchairs.generation.render.materials.assign import label_groups
+    from brokenchairs.generation.render.materials.library import load_library, synth_library
+    from brokenchairs.generation.shapes.sources import load_ref, procedural_refs
 
     res = 128
     list(synth_library(6, 0, tmp_path / "mats", 512))
