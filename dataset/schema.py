@@ -96,25 +96,26 @@ def create(group: h5py.Group, field: Field, data, count: int, sizes: dict[str, i
         group.create_dataset(field.name, data=array)
 
 
-def check(group: h5py.Group, fields: tuple[Field, ...], sizes: dict[str, int]) -> list[str]:
+def check(group: h5py.Group, fields: tuple[Field, ...], stride: int | None = None) -> list[str]:
     """Problems of ``group`` against ``fields``: a missing field, another first dimension than the
-    first field's, a dtype or a per-item shape other than the table's. Sizes not given (``H``...)
-    are taken from the first field that names them."""
+    first field's, a dtype or a per-item shape other than the table's. ``H``/``W`` are taken from
+    the first field that names them; the patch grid ``h``/``w`` is ``H // stride`` (else, too, from
+    the first field that names it)."""
     missing = [f.name for f in fields if f.name not in group]
     if missing:
         return [f"lacks {', '.join(missing)}"]
     count = group[fields[0].name].shape[0]
     problems = [f"{f.name}: first dimension {group[f.name].shape[0]}, {fields[0].name} has {count}"
                 for f in fields if group[f.name].shape[0] != count]
-    sizes = dict(sizes)
+    sizes: dict[str, int] = {}
     for f in fields:
         d = group[f.name]
         if len(d.shape) != 1 + len(f.shape):
             problems.append(f"{f.name} has shape {d.shape}, expected {1 + len(f.shape)} dimensions")
             continue
         for sym, n in zip(f.shape, d.shape[1:]):
-            if isinstance(sym, str):
-                sizes.setdefault(sym, n)
+            if isinstance(sym, str) and sym not in sizes:
+                sizes[sym] = sizes[sym.upper()] // stride if sym in "hw" and stride and sym.upper() in sizes else n
         if d.shape[1:] != f.item_shape(sizes) or not f.matches_dtype(d.dtype):
             problems.append(f"{f.name} has dtype {d.dtype} shape {d.shape}, expected {f.dtype} "
                             f"{(count, *f.item_shape(sizes))}")

@@ -48,7 +48,7 @@ def check_query_shard(path: Path, problems: list) -> list[tuple[str, str]]:
     if f is None:
         return []
     with f:
-        found = schema.check(f, schema.QUERY_FIELDS, {})
+        found = schema.check(f, schema.QUERY_FIELDS)
         if found:
             problems += [(path, p) for p in found]
             return []
@@ -84,9 +84,7 @@ def check_view_shard(path: Path, stride: int, problems: list) -> set[str]:
         return set()
     with f:
         for sid, g in f.items():
-            H, W = g["gray"].shape[1:] if g.get("gray") is not None and g["gray"].ndim == 3 else (0, 0)
-            problems += [(path, f"view group {sid}: {p}")
-                         for p in schema.check(g, schema.VIEW_FIELDS, {"h": H // stride, "w": W // stride})]
+            problems += [(path, f"view group {sid}: {p}") for p in schema.check(g, schema.VIEW_FIELDS, stride)]
         return set(f.keys())
 
 
