@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from brokenchairs.data_manifests import load_json
@@ -58,6 +58,7 @@ class Recipe:
     bootstrap: int = 2000
     train_sets: dict = field(default_factory=dict)
     row_sets: dict = field(default_factory=dict)  # row -> extra --set values
+    user_sets: dict = field(default_factory=dict)  # reproduce's own --set: every row, over the recipe's
     ood: bool = True
 
     @classmethod
@@ -162,7 +163,7 @@ def make_data(run: Runner, recipe: Recipe, root: Path, shapes: Path | None, tag:
 
 
 def _row_sets(recipe: Recipe, row: str) -> dict:
-    return {**recipe.train_sets, **recipe.row_sets.get(row, {})}
+    return {**recipe.train_sets, **recipe.row_sets.get(row, {}), **recipe.user_sets}
 
 
 def wanted_epochs(recipe: Recipe, row: str) -> int:
@@ -214,10 +215,14 @@ def _pool(jobs: int, tasks: list) -> None:
 
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
-                     echo=print) -> Path:
+                     echo=print, sets: dict | None = None) -> Path:
+    """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
+    apply to trainings not yet started, a resumed run keeping its saved config)."""
     from brokenchairs.benchmark.table2 import write_table2
 
-    recipe = Recipe.load(preset)
+    recipe = replace(Recipe.load(preset), user_sets=dict(sets or {}))
+    for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
+        wanted_epochs(recipe, row)
     jobs = jobs or recipe.jobs
     out = Path(out)
     run = Runner(out, echo)

@@ -105,7 +105,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
     any_test = next(iter(test.values()))
     boxes = any(r["metrics"].get("box_ap50") is not None for r in test.values())  # columns only with a box head
     box_cols = ["Box AP50", "BoxAcc"] if boxes else []
-    lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}`)", "",
+    sets = "".join(f" --set {k}={v}" for k, v in recipe.user_sets.items())
+    lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}{sets}`)", "",
              f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}; test split: "
              f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
              f"{recipe.views_test} reference views per query at test time. AUC and accuracy in %, "
@@ -121,7 +122,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
-    result = {"recipe": recipe.name, "rows": {}, "stage_seconds": times}
+    result = {"recipe": recipe.name, "sets": recipe.user_sets, "rows": {}, "stage_seconds": times}
     for row, r in test.items():
         result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
                                "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],

@@ -36,3 +36,18 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     again = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert "running" not in again.output and again.output.count("skipped") >= 6
+    # --set epochs=2 extends both finished trainings, rescored; the report names the command
+    longer = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epochs=2"])
+    assert longer.exit_code == 0, longer.output + repr(longer.exception)
+    for row in ("resnet18-fpn", "cmt"):
+        assert json.loads((out / "runs" / row / "config.json").read_text())["epochs"] == 2
+        assert (out / "runs" / row / "epoch-002.pt").is_file()
+    assert "--preset smoke --set epochs=2`" in (out / "table2.md").read_text()
+    assert json.loads((out / "table2.json").read_text())["sets"] == {"epochs": "2"}
+
+
+def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
+    out = tmp_path / "t2"
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epoch=2"])
+    assert res.exit_code == 2 and "unknown training option 'epoch'" in res.stderr, res.stderr
+    assert not out.exists()
