@@ -102,7 +102,8 @@ def resolve(cls, layers: list[Layer], aliases: dict[str, str] | None = None, fix
                 continue
             name = aliases.get(_key(raw), _key(raw))
             if name not in kinds or name in (fixed or {}):
-                raise InputError(layer.source, f"unknown {what} {raw!r}; known: {', '.join(k for k in kinds if k not in (fixed or {}))}")
+                known = ", ".join(k for k in kinds if k not in (fixed or {}))
+                raise InputError(layer.source, f"unknown {what} {raw!r}; known: {known}")
             values[name] = coerce(name, value, kinds[name], layer.source)
     cfg = cls(**{**values, **(fixed or {})})
     cfg.validate()
@@ -145,8 +146,7 @@ def flags_given(ctx, names: dict[str, str]) -> list[Layer]:
     return layers
 
 
-def split_layer(layer: Layer, keys: set[str], aliases: dict[str, str] | None = None) -> tuple[Layer, Layer]:
+def split_layer(layer: Layer, keys: set[str]) -> tuple[Layer, Layer]:
     """(the values whose key is in ``keys``, the rest): one file holding two records' keys."""
-    aliases = aliases or {}
-    mine = {k: v for k, v in layer.values.items() if aliases.get(_key(k), _key(k)) in keys}
+    mine = {k: v for k, v in layer.values.items() if _key(k) in keys}
     return Layer(layer.source, mine), Layer(layer.source, {k: v for k, v in layer.values.items() if k not in mine})
