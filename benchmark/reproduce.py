@@ -180,9 +180,9 @@ def trained_epochs(run_dir: Path) -> int:
     return int(json.loads((run_dir / "config.json").read_text())["epochs"])
 
 
-def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path) -> list[str]:
+def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path, device: str) -> list[str]:
     args = ["train", "--model", row_model(row), "--data", str(data), "--out", str(run_dir), "--preset", recipe.train_preset,
-            "--device", "cpu"]
+            "--device", device]
     for k, v in _row_sets(recipe, row).items():
         args += ["--set", f"{k}={v}"]
     if (run_dir / "last.pt").is_file():  # an interrupted run, or a finished one the recipe now wants longer
@@ -215,19 +215,22 @@ def _pool(jobs: int, tasks: list) -> None:
 
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
-                     echo=print, sets: dict | None = None) -> Path:
+                     echo=print, sets: dict | None = None, device: str = "auto") -> Path:
     """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
-    apply to trainings not yet started, a resumed run keeping its saved config)."""
+    apply to trainings not yet started, a resumed run keeping its saved config). ``device``: where
+    every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU)."""
+    from brokenchairs.benchmark.device import resolve_device
     from brokenchairs.benchmark.table2 import write_table2
 
     recipe = replace(Recipe.load(preset), user_sets=dict(sets or {}))
     for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
         wanted_epochs(recipe, row)
     jobs = jobs or recipe.jobs
+    device = resolve_device(device)
     out = Path(out)
     run = Runner(out, echo)
     echo(f"reproduce table2 --preset {preset}: {recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}, "
-         f"rows {', '.join(recipe.rows)}, {jobs} job(s) at a time -> {out}")
+         f"rows {', '.join(recipe.rows)}, {jobs} job(s) at a time on {device} -> {out}")
     data = out / "data"
     make_data(run, recipe, data, None, "procedural", recipe.split_ratios)
     real = partnet_dir(partnet) if recipe.ood else None
@@ -251,7 +254,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         (rd / "complete.json").unlink(missing_ok=True)
 
         def task(cores, threads, row=row, rd=rd):
-            args = _train_args(recipe, row, data, rd)
+            args = _train_args(recipe, row, data, rd, device)
             run.run(f"train-{row}", args, threads=threads, cores=cores, accumulate="--resume" in args)
             (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{row}")}))
 
@@ -277,10 +280,10 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
                 run.skip(f"eval-{row}-{kind}", "done")
                 continue
             args = ["eval", "--checkpoint", str(rd / "last.pt"), "--data", str(root), "--split", "test", "--views",
-                    str(recipe.views_test), "--out", str(target), "--device", "cpu", *extra]
+                    str(recipe.views_test), "--out", str(target), "--device", device, *extra]
             evals.append(lambda cores, threads, row=row, kind=kind, args=args:
                          run.run(f"eval-{row}-{kind}", args, threads=threads, cores=cores))
     _pool(jobs, evals)
-    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0)
+    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device)
     echo(f"-> {path}")
     return path

@@ -91,8 +91,9 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None) -> Path:
-    """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds."""
+def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None, device: str | None = None) -> Path:
+    """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds;
+    ``device``: where the trainings and evaluations ran (named in the report)."""
     out = Path(out)
     runs = out / "runs"
     rep = recipe.bootstrap
@@ -110,7 +111,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
              f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}; test split: "
              f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
              f"{recipe.views_test} reference views per query at test time. AUC and accuracy in %, "
-             f"[95% interval] from {rep} bootstrap replicates over test shapes.", "",
+             f"[95% interval] from {rep} bootstrap replicates over test shapes."
+             + (f" Trained and scored on {device}." if device else ""), "",
              "| " + " | ".join(["3D Ref.", "Method", "AUC", "Acc.", *(f"AUC {t}" for t in TYPES),
                                  f"AUC - {_label(recipe.baseline)} (paired)", "Viewpoint acc.", *box_cols]) + " |",
              "|" + "---|" * (6 + len(TYPES) + len(box_cols))]
@@ -122,7 +124,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
-    result = {"recipe": recipe.name, "sets": recipe.user_sets, "rows": {}, "stage_seconds": times}
+    result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "rows": {}, "stage_seconds": times}
     for row, r in test.items():
         result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
                                "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],

@@ -144,18 +144,20 @@ def reproduce_group():
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A training option for every row, e.g. --set epochs=10: finished runs are extended to it; other "
                    "keys apply to trainings not yet started (a resumed run keeps its saved config).")
-def reproduce_table2_cmd(preset, out, partnet, jobs, sets):
+@DEVICE
+def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device):
     """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
 
     \b
     Example: brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu
              brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --set epochs=6   # then longer
+             brokenchairs reproduce table2 --preset paper --out runs/table2-paper --device cuda
     A second call skips what is done and resumes an interrupted training.
     """
     from brokenchairs.benchmark.reproduce import reproduce_table2
     from brokenchairs.config import parse_sets
 
-    reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values)
+    reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device)
 
 
 COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd, reproduce_group)

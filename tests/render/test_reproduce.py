@@ -15,9 +15,11 @@ pytestmark = pytest.mark.blender
 
 def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     out = tmp_path / "t2"
-    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--device", "cpu"])
     assert res.exit_code == 0, res.output + repr(res.exception)
     text = (out / "table2.md").read_text()
+    assert "Trained and scored on cpu." in text and json.loads((out / "table2.json").read_text())["device"] == "cpu"
+    assert "--device cpu" in (out / "logs" / "train-cmt.log").read_text().splitlines()[0]
     assert "ResNet18-FPN" in text and "| ✓ | CMT |" in text and "shuffled references" in text
     blocks, block = [], []
     for line in text.splitlines() + [""]:  # every Markdown table: one column count for all its lines
