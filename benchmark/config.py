@@ -50,6 +50,7 @@ class TrainConfig:
     box_layers: int = 4
     box_l1_weight: float = 5.0
     box_giou_weight: float = 2.0
+    cell_weight: float = 0.0  # > 0: per-cell anomaly head from the masks (a deviation; 0 = paper and release)
     momentum: float | None = 0.999
     tau: float = 0.1
     vlfa_weight: float = 0.5  # a of Eq. 15 (Table 3: 1 = query-view only, 0 = view-view only)
@@ -86,7 +87,7 @@ class TrainConfig:
             check_int(name, getattr(self, name), 0, source=source)
         check_number("lr", self.lr, 0, None, source, exclusive=True)
         check_number("tau", self.tau, 0, None, source, exclusive=True)
-        for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin"):
+        for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin", "cell_weight"):
             check_number(name, getattr(self, name), 0, None, source)
         for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight"):
             check_number(name, getattr(self, name), 0, 1, source)

@@ -39,7 +39,7 @@ from brokenchairs.errors import InputError
 from brokenchairs.models import build_model, spec
 from brokenchairs.shared_folder import sweep, write_atomic
 
-CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "triplet", "push",
+CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "cell", "triplet", "push",
               "samples_per_s", "lr", "auc", "accuracy"]
 
 

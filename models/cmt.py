@@ -8,7 +8,11 @@ on [tok] + the query tokens, else the mean of the foreground tokens), ``box_head
 "camera" (a deviation for small budgets: the positive is the view patch that sees the same 3D
 point, from the query's own depth and camera -- known for synthetic training data, never used at
 test time; needs ``query_xyz``/``query_xyz_valid`` in the batch, cells of the anomaly excluded);
-``vlfa_losses`` picks Table 3's row: "both" (Eq. 15 with weight a), "query-view", "view-view" or
+``cell_weight`` > 0 adds a per-cell anomaly head (a deviation for small budgets, not in the paper or the
+release): each query token after the decoder (the encoder's tokens for the plain ResNet18-FPN) predicts
+whether its 8x8 cell touches the anomalous region (the union of the part's masks before and after the
+change), a BCE over the foreground and anomalous cells weighted by ``cell_weight``; the image logit
+still comes from [tok]. ``vlfa_losses`` picks Table 3's row: "both" (Eq. 15 with weight a), "query-view", "view-view" or
 "none" (beta then learns nothing and top-k follows an untrained projection).
 
 One encoder pass per step, as released: the views and the queries go through the encoder in one
@@ -57,6 +61,21 @@ def unique_groups(group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return first, inverse
 
 
+def cell_targets(mask: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+    """(B,H,W) bool anomaly mask -> (B,h*w) float: 1 where a stride x stride cell touches the mask."""
+    B, H, W = mask.shape
+    return mask.reshape(B, H // stride, stride, W // stride, stride).any(4).any(2).flatten(1).float()
+
+
+def cell_loss(cell_logits: torch.Tensor, mask: torch.Tensor, q_valid: torch.Tensor) -> torch.Tensor:
+    """Mean BCE over the cells that show the object or touch the anomaly (a missing part's cells
+    may show background)."""
+    target = cell_targets(mask)
+    keep = (q_valid.flatten(1) | (target > 0)).float()
+    bce = F.binary_cross_entropy_with_logits(cell_logits, target, reduction="none")
+    return (bce * keep).sum() / keep.sum().clamp_min(1)
+
+
 VLFA_QUERY_LABELS = ("pseudo", "camera")
 VLFA_LOSSES = ("both", "query-view", "view-view", "none")  # Table 3's rows
 
@@ -68,7 +87,7 @@ class CMT(nn.Module):
                  vlfa_weight: float = 0.5, vlfa_points: int = 32, box_l1_weight: float = 5.0,
                  box_giou_weight: float = 2.0, encoder_head: str = "panoptic", proj_hidden: int = 1024,
                  proj_dim: int = 256, vlfa_query_labels: str = "pseudo", vlfa_losses: str = "both",
-                 backbone_weights: str | None = None):
+                 backbone_weights: str | None = None, cell_weight: float = 0.0):
         super().__init__()
         self.encoder = Encoder(d, backbone_weights, encoder_head)
         self.tok = nn.Parameter(torch.empty(1, 1, d))
@@ -90,6 +109,8 @@ class CMT(nn.Module):
             self.decoder = CGADecoder(d, heads, head_dim, blocks, d, ff_mult, cross=False) if self_attention else None
         self.head = mlp(d, 256, 1, 2)
         self.box = mlp(d, 256, 4, box_layers) if box_head else None
+        self.cell_weight = cell_weight
+        self.cell = mlp(d, 256, 1, 2) if cell_weight > 0 else None
         self.momentum = momentum if (views and vlfa) else None
         if self.momentum is not None:
             self.encoder_k, self.beta_k = copy.deepcopy(self.encoder), copy.deepcopy(self.beta)
@@ -127,11 +148,12 @@ class CMT(nn.Module):
         x = torch.cat([self.tok.expand(B, -1, -1), fq], 1)
         if not self.use_views:
             if self.decoder is not None:
-                state = self.decoder(x)[:, 0]
+                x = self.decoder(x)
+                state = x[:, 0]
             else:  # plain ResNet18-FPN: mean of the foreground tokens
                 w = q_valid.float()[..., None]
                 state = (fq * w).sum(1) / w.sum(1).clamp_min(1)
-            return self._heads(state, out)
+            return self._heads(state, out, x[:, 1:])
         G, N = fv_map.shape[:2]
         np_ = fv_map.shape[-1] * fv_map.shape[-2]
         fv = self._tokens(fv_map.flatten(0, 1)).reshape(G, N * np_, -1)  # one row per distinct view set
@@ -145,12 +167,14 @@ class CMT(nn.Module):
             with torch.no_grad():  # Eq. 12, background features zeroed as released; beta learns from VLFA only
                 zv_fg = (zv * v_valid[..., None])[inverse]
                 idx = topk_indices(torch.einsum("bqc,bvc->bqv", zq * q_valid[..., None], zv_fg), self.topk)
-        state = self.decoder(x, context, inverse, idx)[:, 0]
+        x = self.decoder(x, context, inverse, idx)
         out.update(zq=zq, zv=zv[inverse].reshape(B, N, np_, -1), v_valid=v_valid[inverse].reshape(B, N, np_))
-        return self._heads(state, out)
+        return self._heads(x[:, 0], out, x[:, 1:])
 
-    def _heads(self, state: torch.Tensor, out: dict) -> dict:
+    def _heads(self, state: torch.Tensor, out: dict, tokens: torch.Tensor) -> dict:
         out["logits"] = self.head(state).squeeze(-1)
+        if self.cell is not None:
+            out["cell_logits"] = self.cell(tokens).squeeze(-1)  # (B, h*w)
         if self.box is not None:
             out["boxes"] = self.box(state).sigmoid()
         return out
@@ -181,6 +205,9 @@ class CMT(nn.Module):
             parts["box_l1"] = ((out["boxes"] - batch["bbox"]).abs().sum(-1) * y).sum() / B
             parts["box_giou"] = ((1 - generalized_box_iou(pred, true).diagonal()) * y).sum() / B
             total = total + self.box_weights[0] * parts["box_l1"] + self.box_weights[1] * parts["box_giou"]
+        if self.cell is not None and "mask" in batch:
+            parts["cell"] = cell_loss(out["cell_logits"], batch["mask"], out["q_valid"])
+            total = total + self.cell_weight * parts["cell"]
         return total, parts
 
     def _vlfa(self, batch: dict, out: dict, parts: dict, generator: torch.Generator | None) -> torch.Tensor:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # overrides shared by every ResNet18-FPN-encoder model of the CMT family
-_ENCODER = ("d", "encoder_head", "backbone_weights", "box_head", "box_layers", "box_l1_weight", "box_giou_weight")
+_ENCODER = ("d", "encoder_head", "backbone_weights", "box_head", "box_layers", "box_l1_weight", "box_giou_weight",
+            "cell_weight")
 _DECODER = ("heads", "head_dim", "blocks", "ff_mult")
 _VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels", "vlfa_losses")
 
