@@ -36,7 +36,8 @@ def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = N
     reference_of = shuffled_references(index.shapes()) if shuffle_references else None
     preds = run_inference(model, name, index, views, device, batch_size, workers, progress, reference_of=reference_of)
     metrics = compute_metrics(preds.label, preds.score, preds.code, preds.pred_box, preds.true_box, preds.view_pred,
-                              preds.view_true)
+                              preds.view_true, cell_max=preds.cell_max, cell_prob=preds.cell_prob,
+                              cell_true=preds.cell_true)
     metrics = {"model": name, "checkpoint": str(Path(checkpoint).resolve()), "data": str(Path(data).resolve()),
                "split": split, "views": views, "shuffled_references": shuffle_references,
                "epoch": state.get("epoch"), "step": state.get("step")} | metrics

@@ -16,6 +16,7 @@ from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import ShardDataset, prepare_batch
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.models import spec
+from brokenchairs.models.cmt import cell_targets
 from brokenchairs.models.encoder import STRIDE
 
 
@@ -31,6 +32,9 @@ class Predictions:
     pred_box: np.ndarray | None  # (n,4) xyxy px when the model has a box head
     view_pred: np.ndarray | None  # absolute reference-view index predicted from correspondences
     view_true: np.ndarray | None  # absolute index of the truly closest reference view
+    cell_max: np.ndarray | None = None  # with a cell head: the highest cell probability of each query
+    cell_prob: np.ndarray | None = None  # the anomalous queries' cell probabilities (object or anomaly cells)
+    cell_true: np.ndarray | None = None  # and whether each of those cells touches the anomaly
 
 
 def autocast(device: torch.device, enabled: bool = True):
@@ -56,7 +60,8 @@ def run_inference(model: torch.nn.Module, model_name: str, index: DatasetIndex, 
     was_training = model.training
     model.eval().to(device)
     cols: dict[str, list] = {k: [] for k in ("sample_id", "shape_id", "index", "label", "code", "score", "true_box",
-                                             "pred_box", "view_pred", "view_true")}
+                                             "pred_box", "view_pred", "view_true", "cell_max", "cell_prob",
+                                             "cell_true")}
     for raw in tqdm(loader, desc="eval", unit="batch", disable=None if progress else True, leave=False):
         batch = prepare_batch(raw, device)
         with autocast(device, amp):
@@ -70,6 +75,13 @@ def run_inference(model: torch.nn.Module, model_name: str, index: DatasetIndex, 
         if "boxes" in out:
             scale = torch.tensor([W, H, W, H], device=device, dtype=torch.float32)
             cols["pred_box"].append((box_convert(out["boxes"].float(), "cxcywh", "xyxy") * scale).cpu().numpy())
+        if "cell_logits" in out:
+            prob, target = torch.sigmoid(out["cell_logits"].float()), cell_targets(batch["mask"])
+            keep = out["q_valid"].flatten(1) | (target > 0)
+            cols["cell_max"].append(prob.masked_fill(~keep, 0).amax(1).cpu().numpy())
+            anomalous = keep & (batch["label"] == 1)[:, None]
+            cols["cell_prob"].append(prob[anomalous].cpu().numpy())
+            cols["cell_true"].append(target[anomalous].cpu().numpy())
         if "zq" in out:
             pick, _ = predict_view(out["zq"].float(), out["q_valid"], out["zv"].float(), out["v_valid"], W // STRIDE)
             ids = raw["view_ids"]
@@ -78,4 +90,5 @@ def run_inference(model: torch.nn.Module, model_name: str, index: DatasetIndex, 
     model.train(was_training)
     cat = lambda k: np.concatenate(cols[k]) if cols[k] else None  # noqa: E731
     return Predictions(cols["sample_id"], cols["shape_id"], cat("index"), cat("label"), cat("code"), cat("score"),
-                       cat("true_box"), cat("pred_box"), cat("view_pred"), cat("view_true"))
+                       cat("true_box"), cat("pred_box"), cat("view_pred"), cat("view_true"), cat("cell_max"),
+                       cat("cell_prob"), cat("cell_true"))

@@ -12,7 +12,10 @@
   flagged anomalous whose box has IoU > 0.5) and ``box_iou_flagged`` (their mean IoU);
 - ``viewpoint_accuracy`` when views are predicted: the share of normal queries whose predicted
   closest reference view is the true closest one (paper 5 evaluates on normal test queries), and
-  ``viewpoint_accuracy_all`` over every query.
+  ``viewpoint_accuracy_all`` over every query;
+- with a per-cell head (``cell_weight`` > 0, a deviation): ``cell_auc``, the AUC of each query's
+  highest cell probability as its anomaly score, and ``cell_localisation_auc``, the AUC of the cell
+  probabilities against the cells the anomaly touches, over the anomalous queries' object cells.
 Undefined values (an AUC over one class) are ``None``, never a made-up number.
 """
 
@@ -68,7 +71,7 @@ def box_ap(scores: np.ndarray, pred: np.ndarray, true: np.ndarray, iou_threshold
 
 
 def compute_metrics(labels, scores, codes, pred_boxes=None, true_boxes=None, view_pred=None, view_true=None,
-                    threshold: float = 0.5) -> dict:
+                    threshold: float = 0.5, cell_max=None, cell_prob=None, cell_true=None) -> dict:
     y = np.asarray(labels).astype(int)
     s = np.asarray(scores, float)
     c = np.asarray(codes).astype(int)
@@ -96,4 +99,7 @@ def compute_metrics(labels, scores, codes, pred_boxes=None, true_boxes=None, vie
         vp, vt = np.asarray(view_pred), np.asarray(view_true)
         out["viewpoint_accuracy"] = _acc(vt[y == 0], vp[y == 0])
         out["viewpoint_accuracy_all"] = _acc(vt, vp)
+    if cell_max is not None:
+        out["cell_auc"] = _auc(y, np.asarray(cell_max, float))
+        out["cell_localisation_auc"] = _auc(np.asarray(cell_true).astype(int), np.asarray(cell_prob, float))
     return out

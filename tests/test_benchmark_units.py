@@ -44,6 +44,18 @@ def test_metrics_equal_sklearn_on_fixed_arrays():
     assert sum(v["n"] for v in m["per_type"].values()) == len(y)
 
 
+def test_cell_metrics_equal_sklearn():
+    y, s, c = _fixed()
+    rng = np.random.default_rng(5)
+    cell_max = np.clip(s + rng.normal(0, 0.2, len(s)), 0, 1)
+    cell_true = rng.random(500) < 0.1
+    cell_prob = np.clip(0.3 * cell_true + rng.random(500), 0, 1)
+    m = compute_metrics(y, s, c, cell_max=cell_max, cell_prob=cell_prob, cell_true=cell_true)
+    assert m["cell_auc"] == pytest.approx(roc_auc_score(y, cell_max))
+    assert m["cell_localisation_auc"] == pytest.approx(roc_auc_score(cell_true, cell_prob))
+    assert "cell_auc" not in compute_metrics(y, s, c)
+
+
 def test_auc_is_none_not_invented_for_one_class():
     m = compute_metrics([0, 0, 0], [0.1, 0.7, 0.2], [0, 0, 0])
     assert m["auc"] is None and m["accuracy"] == pytest.approx(2 / 3)

@@ -68,19 +68,20 @@ def test_dataset_samples_match_the_shards(data):
 
 def test_train_eval_report_end_to_end(data, tmp_path):
     run = tmp_path / "run"
-    _cli("train", "--model", "cmt", "--data", data, "--out", run, *TINY)
+    _cli("train", "--model", "cmt", "--data", data, "--out", run, *TINY, "--set", "cell_weight=1")
     assert {"config.json", "metrics.csv", "last.pt", "epoch-001.pt", "epoch-002.pt"} <= {p.name for p in run.iterdir()}
     assert list((run / "tb").glob("events.out.tfevents.*"))
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["preset"] == "tiny" and cfg["epochs"] == 2 and cfg["model"] == "cmt"
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert any(r["kind"] == "val" and r["auc"] for r in rows)
+    assert any(r["kind"] == "val" and r["auc"] for r in rows) and all(r["cell"] for r in rows if r["kind"] == "train")
     out = tmp_path / "eval"
     _cli("eval", "--model", "cmt", "--checkpoint", run / "last.pt", "--data", data, "--split", "all", "--out", out)
     m = json.loads((out / "metrics.json").read_text())
     for key in ("auc", "accuracy", "precision", "recall", "f1", "normal_accuracy", "anomaly_accuracy", "per_type",
-                "box_ap50", "mean_iou", "viewpoint_accuracy"):
+                "box_ap50", "mean_iou", "viewpoint_accuracy", "cell_auc", "cell_localisation_auc"):
         assert key in m, key
+    assert 0 <= m["cell_localisation_auc"] <= 1
     assert 0 <= m["auc"] <= 1 and m["n"] == len(DatasetIndex.open(data, "all"))
     preds = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(preds) == m["n"] and {"sample_id", "score", "box_x0", "view_pred"} <= set(preds[0])
