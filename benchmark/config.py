@@ -70,6 +70,8 @@ class TrainConfig:
     cache_shapes: int = 32
     group_shapes: int = 8
     shapes_per_batch: int = 0  # >0: each batch holds queries of at most this many shapes, sharing views
+    twins: bool = False  # train on the normal twins too, each beside its anomalous query (generate --twins; a deviation)
+    pair_weight: float = 0.0  # > 0 (needs twins): + W x softplus(s_twin - s_anomalous) per pair (benchmark.pair_loss)
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA; CPU runs in fp32
     log_every: int = 10
@@ -87,14 +89,17 @@ class TrainConfig:
             check_int(name, getattr(self, name), 0, source=source)
         check_number("lr", self.lr, 0, None, source, exclusive=True)
         check_number("tau", self.tau, 0, None, source, exclusive=True)
-        for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin", "cell_weight"):
+        for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin", "cell_weight",
+                     "pair_weight"):
             check_number(name, getattr(self, name), 0, None, source)
         for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight"):
             check_number(name, getattr(self, name), 0, 1, source)
         if self.momentum is not None:
             check_number("momentum", self.momentum, 0, 1, source)
-        for name in ("box_head", "augment", "amp"):
+        for name in ("box_head", "augment", "amp", "twins"):
             check_bool(name, getattr(self, name), source)
+        if self.pair_weight > 0 and not self.twins:
+            raise InputError(source, "pair_weight > 0 needs twins=true (the pairs are the normal twins)")
         for name, allowed in (("vlfa_losses", ("both", "query-view", "view-view", "none")),
                               ("vlfa_query_labels", ("pseudo", "camera")), ("encoder_head", ("panoptic", "fpn"))):
             if getattr(self, name) not in allowed:

@@ -112,8 +112,9 @@ class ShardDataset(Dataset):
 
     def __init__(self, index: DatasetIndex, views: int = 10, train: bool = True, augment: bool = True,
                  with_views: bool = True, with_depth: bool = True, cache_shapes: int = 32, with_query_xyz: bool = False,
-                 stride: int = 8, reference_of: dict[str, str] | None = None):
+                 stride: int = 8, reference_of: dict[str, str] | None = None, pairs: dict[int, int] | None = None):
         self.index, self.views, self.train = index, views, train
+        self.pairs = pairs or {}  # position -> its twin pair's anomalous position (sample["pair"]; -1 unpaired)
         self.reference_of = reference_of or {}  # query shape -> the shape whose views it gets (shuffled references)
         self.augment, self.with_views, self.with_depth = augment and train, with_views, with_depth
         self.with_query_xyz, self.stride = with_query_xyz, stride
@@ -191,7 +192,7 @@ class ShardDataset(Dataset):
                   "bbox": xyxy_to_cxcywh_norm(box, H, W) if has_box else torch.zeros(4),
                   "bbox_xyxy": box if has_box else torch.full((4,), float("nan")),
                   "anomaly_code": torch.tensor(ANOMALY_CODES.get(q.anomaly_type, 255)),
-                  "index": torch.tensor(i), "sample_id": q.sample_id, "shape_id": q.shape_id,
+                  "index": torch.tensor(i), "pair": torch.tensor(self.pairs.get(i, -1)), "sample_id": q.sample_id, "shape_id": q.shape_id,
                   "shape_key": torch.tensor(stable_key(q.shape_id))}
         if points is not None:
             xyz, valid = points_to_patches(points.permute(1, 2, 0).numpy(), self.stride)
@@ -237,11 +238,18 @@ class EpochSampler(Sampler):
     Batches are then shuffled; the last, incomplete one is dropped when ``drop_last``. Under DDP
     each rank takes every ``world``-th batch (the list is padded to a multiple of ``world``).
     ``start`` skips batches already seen (exact resume mid-epoch).
+
+    With ``pairs`` (``DatasetIndex.twin_pairs``: position -> its pair's anomalous position) the
+    two members of a pair move as one unit, side by side, and share the augmentation seed (one
+    flip and crop for both): a batch then holds minimal pairs, images that differ only in the
+    anomaly. A pair cut by a batch boundary is trained as two unpaired samples.
     """
 
     def __init__(self, index: DatasetIndex, seed: int, batch_size: int, shuffle: bool = True, rank: int = 0,
-                 world: int = 1, group_shapes: int = 8, shapes_per_batch: int = 0, drop_last: bool = True):
+                 world: int = 1, group_shapes: int = 8, shapes_per_batch: int = 0, drop_last: bool = True,
+                 pairs: dict[int, int] | None = None):
         self.index, self.seed, self.batch_size, self.shuffle = index, seed, batch_size, shuffle
+        self.pairs = pairs or {}
         self.rank, self.world, self.group_shapes = rank, world, max(group_shapes, 1)
         self.shapes_per_batch, self.drop_last = shapes_per_batch, drop_last
         self.epoch, self.start = 0, 0
@@ -254,24 +262,28 @@ class EpochSampler(Sampler):
         if not self.shuffle:
             return list(range(len(self.index)))
         rng = np.random.default_rng([self.seed, self.epoch])
-        by_shape: dict[str, list[int]] = {}
+        partner = {r: j for j, r in self.pairs.items() if j != r}  # a pair's anomalous member -> its twin
+        by_shape: dict[str, list[tuple[int, ...]]] = {}  # shape -> its units: one query, or a pair
         for i, q in enumerate(self.index.queries):
-            by_shape.setdefault(q.shape_id, []).append(i)
+            if i not in self.pairs:
+                by_shape.setdefault(q.shape_id, []).append((i,))
+            elif i in partner:
+                by_shape.setdefault(q.shape_id, []).append((i, partner[i]))
         shapes = list(by_shape)
         rng.shuffle(shapes)
-        order: list[int] = []
+        units: list[tuple[int, ...]] = []
         block_size = max(self.group_shapes, self.shapes_per_batch)
         for k in range(0, len(shapes), block_size):
             block = shapes[k:k + block_size]
             if not self.shapes_per_batch:
-                items = [i for s in block for i in by_shape[s]]
-                order += [items[j] for j in rng.permutation(len(items))]
+                items = [u for s in block for u in by_shape[s]]
+                units += [items[j] for j in rng.permutation(len(items))]
                 continue
             rng.shuffle(block)
             for g in range(0, len(block), self.shapes_per_batch):
                 lists = [[by_shape[s][j] for j in rng.permutation(len(by_shape[s]))] for s in block[g:g + self.shapes_per_batch]]
-                order += [lst[r] for r in range(max(map(len, lists))) for lst in lists if r < len(lst)]
-        return order
+                units += [lst[r] for r in range(max(map(len, lists))) for lst in lists if r < len(lst)]
+        return [i for u in units for i in u]
 
     def batches(self) -> list[list[tuple[int, int, int | None]]]:
         order = self.order()
@@ -289,7 +301,9 @@ class EpochSampler(Sampler):
         for b, items in enumerate(mine):
             keyed = []
             for pos, i in enumerate(items):
-                seed = int(np.random.default_rng([self.seed, self.epoch, self.rank, b, pos]).integers(2**62))
+                root = self.pairs.get(i)
+                where = [b, pos] if root is None else [root, 2**31]  # a pair's members: one seed
+                seed = int(np.random.default_rng([self.seed, self.epoch, self.rank, *where]).integers(2**62))
                 view_seed = None
                 if self.shapes_per_batch:
                     view_seed = stable_key(self.seed, self.epoch, self.rank, b, self.index.queries[i].shape_id) & (2**62 - 1)

@@ -32,6 +32,7 @@ from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint, 
 from brokenchairs.benchmark.config import TrainConfig
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import EpochSampler, ShardDataset, prepare_batch
+from brokenchairs.benchmark.pair_loss import pair_loss
 from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.inference import autocast, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
@@ -39,7 +40,7 @@ from brokenchairs.errors import InputError
 from brokenchairs.models import build_model, spec
 from brokenchairs.shared_folder import sweep, write_atomic
 
-CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "cell", "triplet", "push",
+CSV_FIELDS = ["kind", "epoch", "step", "loss", "bce", "va_qv", "va_vv", "box_l1", "box_giou", "cell", "pair", "triplet", "push",
               "samples_per_s", "lr", "auc", "accuracy"]
 
 
@@ -141,13 +142,18 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         cfg = TrainConfig(**{**state["config"], **({"epochs": epochs} if epochs is not None else {})})
 
     model_spec = spec(cfg.model)
-    index = DatasetIndex.open(data, cfg.split, need_views=model_spec.views)
+    index = DatasetIndex.open(data, cfg.split, need_views=model_spec.views, twins=cfg.twins)
+    pairs = index.twin_pairs() if cfg.twins else {}
+    if cfg.twins and not pairs:
+        raise InputError(Path(data) / "dataset.json", f"twins=true, but split {cfg.split!r} holds no normal twins "
+                                                      "(generate with --twins)")
     res = index.resolution or 256
     ds = ShardDataset(index, views=cfg.views_train, train=True, augment=cfg.augment, with_views=model_spec.views,
                       with_depth=model_spec.vlfa, cache_shapes=cfg.cache_shapes,
-                      with_query_xyz=model_spec.query_xyz or (model_spec.vlfa and cfg.vlfa_query_labels == "camera"))
+                      with_query_xyz=model_spec.query_xyz or (model_spec.vlfa and cfg.vlfa_query_labels == "camera"),
+                      pairs=pairs)
     sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
-                           group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch)
+                           group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch, pairs=pairs)
     if len(sampler) < 1:  # every batch is full (drop_last): fewer samples would train nothing
         raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {len(index)} queries, fewer than "
                                                       f"batch_size {cfg.batch_size} per process: lower --batch-size")
@@ -206,6 +212,9 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                     out = net(batch)
                     loss, parts = model.loss(batch, {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
                                                      for k, v in out.items()}, generator=gen)
+                    if cfg.pair_weight > 0:
+                        parts["pair"] = pair_loss(out["logits"].float(), batch["pair"], batch["label"])
+                        loss = loss + cfg.pair_weight * parts["pair"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.grad_clip > 0:

@@ -4,6 +4,10 @@
 (labels, types, ids) and maps each shape to its view shard; it refuses, with one line naming the
 file, a dataset without views for some query shape, an empty split or a corrupt shard. The
 pixels are read by the consumer (``benchmark.data.ShardDataset``) through ``shards.open_shard``.
+
+Normal twins (``generate --twins``: the normal render of an anomalous query's camera, materials
+and light) are extra rows outside Table 1's balance: a split holds them only when asked
+(``twins=True``, for training on minimal pairs); evaluation never sees them.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
 from brokenchairs.dataset import schema
 from brokenchairs.dataset.dataset_json import read_dataset
+from brokenchairs.dataset.queries import TWIN_SUFFIX, is_twin_id
 from brokenchairs.dataset.shards import as_str, open_shard
 from brokenchairs.dataset.splits import SPLITS, split_of
 from brokenchairs.errors import InputError
@@ -55,7 +60,8 @@ class DatasetIndex:
     num_views: int
 
     @classmethod
-    def open(cls, root: Path, split: str = "train", need_views: bool = True, allow_empty: bool = False) -> DatasetIndex:
+    def open(cls, root: Path, split: str = "train", need_views: bool = True, allow_empty: bool = False,
+             twins: bool = False) -> DatasetIndex:
         root = Path(root)
         data = read_dataset(root)
         if data is None:
@@ -81,7 +87,7 @@ class DatasetIndex:
             for row in range(len(cols["label"])):
                 sid = as_str(cols["shape_id"][row])
                 sp = splits.get(sid) or split_of(sid)
-                if sp in wanted:
+                if sp in wanted and (twins or not is_twin_id(as_str(cols["sample_id"][row]))):
                     queries.append(QueryRef(str(path), row, as_str(cols["sample_id"][row]), sid, int(cols["label"][row]),
                                             TYPE_NAMES.get(int(cols["anomaly_type"][row]), "unknown"), sp))
         if not queries and not allow_empty:
@@ -101,6 +107,18 @@ class DatasetIndex:
 
     def __len__(self) -> int:
         return len(self.queries)
+
+    def twin_pairs(self) -> dict[int, int]:
+        """Query position -> the position of its pair's anomalous member, for both members of every
+        (anomalous query, normal twin) pair whose two rows this index holds."""
+        at = {q.sample_id: i for i, q in enumerate(self.queries)}
+        pairs: dict[int, int] = {}
+        for i, q in enumerate(self.queries):
+            if is_twin_id(q.sample_id):
+                partner = at.get(q.sample_id[: -len(TWIN_SUFFIX)])
+                if partner is not None:
+                    pairs[i] = pairs[partner] = partner
+        return pairs
 
     def shapes(self) -> list[str]:
         return list(dict.fromkeys(q.shape_id for q in self.queries))

@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+TWIN_SUFFIX = "/normal"  # a normal twin's sample id: its anomalous partner's id + this (generate --twins)
+
+
+def twin_id(anomalous_id: str) -> str:
+    """The sample id of the normal twin of an anomalous query (same camera, materials, light)."""
+    return anomalous_id + TWIN_SUFFIX
+
+
+def is_twin_id(sample_id: str) -> bool:
+    return sample_id.endswith(TWIN_SUFFIX)
+
+
 @dataclass
 class QuerySample:
     sample_id: str

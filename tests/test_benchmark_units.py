@@ -13,9 +13,10 @@ from brokenchairs.dataset.index import DatasetIndex, QueryRef
 from brokenchairs.benchmark.data import EpochSampler, augment, closest_view, select_views
 from brokenchairs.benchmark.device import resolve_device
 from brokenchairs.benchmark.metrics import box_ap, compute_metrics, paired_iou
+from brokenchairs.benchmark.pair_loss import pair_loss
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.errors import InputError
-from brokenchairs.dataset.queries import bbox_of
+from brokenchairs.dataset.queries import bbox_of, twin_id
 from brokenchairs.dataset.splits import PAPER_RATIOS, assign_splits, split_of
 
 
@@ -163,6 +164,65 @@ def test_sampler_groups_shapes_per_batch_and_shares_their_views():
         assert len(by_shape) <= 2 and all(len(seeds) == 1 for seeds in by_shape.values())  # one view draw per shape
     # a final incomplete batch is dropped (BatchNorm and the released loader's drop_last)
     assert len(EpochSampler(_index(n_shapes=3, per_shape=3), seed=0, batch_size=4)) == 2
+
+
+def _twin_index(n_shapes=6, per_shape=4):
+    """Every shape: per_shape anomalous queries, each with its normal twin, and two plain normals."""
+    qs = []
+    for s in range(n_shapes):
+        for v in range(per_shape):
+            qs.append(QueryRef("s.h5", len(qs), f"u{s}/v{v}", f"shape{s}", 1, "broken", "train"))
+            qs.append(QueryRef("s.h5", len(qs), twin_id(f"u{s}/v{v}"), f"shape{s}", 0, "normal", "train"))
+        qs += [QueryRef("s.h5", len(qs) + k, f"n{s}/v{k}", f"shape{s}", 0, "normal", "train") for k in range(2)]
+    return DatasetIndex(root=None, queries=qs, view_shard={}, resolution=64, num_views=20)
+
+
+@pytest.mark.parametrize("shapes_per_batch", [0, 2])
+def test_twin_pairs_move_together_and_share_their_augmentation(shapes_per_batch):
+    index = _twin_index()
+    pairs = index.twin_pairs()
+    assert len(pairs) == 2 * 6 * 4 and all(index.queries[r].label == 1 for r in pairs.values())
+    assert all(index.queries[i].sample_id.startswith(index.queries[r].sample_id) for i, r in pairs.items())
+    s = EpochSampler(index, seed=2, batch_size=6, group_shapes=3, shapes_per_batch=shapes_per_batch, pairs=pairs)
+    order = s.order()
+    assert sorted(order) == list(range(len(index)))
+    for k, i in enumerate(order):  # each anomalous member is followed by its twin
+        if pairs.get(i) == i:
+            assert pairs[order[k + 1]] == i and order[k + 1] != i
+    seeds = {}
+    for batch in s:
+        for i, seed, _ in batch:
+            seeds[i] = seed
+    together = [r for r in set(pairs.values()) if r in seeds and pairs_twin(pairs, r) in seeds]
+    assert together and all(seeds[r] == seeds[pairs_twin(pairs, r)] for r in together)
+    assert len({seeds[r] for r in together}) == len(together)  # different pairs, different draws
+    # without pairs the same index gives the twins no shared seed and no adjacency
+    plain = [seed for batch in EpochSampler(index, seed=2, batch_size=6, group_shapes=3) for _, seed, _ in batch]
+    assert len(set(plain)) == len(plain)
+
+
+def pairs_twin(pairs, root):
+    return next(i for i, r in pairs.items() if r == root and i != root)
+
+
+def test_pair_loss_is_the_mean_logistic_ranking_over_complete_pairs():
+    logits = torch.tensor([2.0, -1.0, 0.5, 0.3, 1.0, -2.0], requires_grad=True)
+    pair = torch.tensor([4, 4, 9, 9, 7, -1])  # pair 7 lost its twin to another batch
+    label = torch.tensor([1, 0, 0, 1, 1, 0])
+    loss = pair_loss(logits, pair, label)
+    expected = (np.log1p(np.exp(-1.0 - 2.0)) + np.log1p(np.exp(0.5 - 0.3))) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    loss.backward()
+    assert logits.grad[0] < 0 < logits.grad[1] and logits.grad[3] < 0 < logits.grad[2]  # anomalous up, twin down
+    assert logits.grad[4] == 0 and logits.grad[5] == 0
+    none = pair_loss(logits, torch.full((6,), -1), label)
+    assert none.item() == 0 and none.requires_grad
+
+
+def test_pair_weight_needs_twins():
+    with pytest.raises(InputError, match="pair_weight > 0 needs twins=true"):
+        resolve_config("resnet18-fpn", "cpu", None, {"pair_weight": 1.0})
+    assert resolve_config("resnet18-fpn", "cpu", None, {"pair_weight": 1.0, "twins": True}).pair_weight == 1.0
 
 
 def test_view_selection_and_closest_view():

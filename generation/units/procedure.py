@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from brokenchairs.dataset.queries import QuerySample, bbox_of
+from brokenchairs.dataset.queries import QuerySample, bbox_of, twin_id
 from brokenchairs.dataset.shards import write_query_shard
 from brokenchairs.generation.render.materials.library import Material
 from brokenchairs.generation.units.quality import QCConfig, anomaly_rejection, frame_rejection
@@ -107,7 +107,8 @@ def assemble_samples(scene: UnitScene, keep: list[int], normal: list[dict], anom
                     azimuth=view.azimuth, elevation=view.elevation, light_id=scene.light_id, material_id=mid)
         twin = None
         if variant is None or twins:  # a full render of the normal shape (else n holds masks only)
-            twin = QuerySample(sample_id=f"{unit.unit_id}/v{j}" + ("/normal" if variant is not None else ""),
+            view_id = f"{unit.unit_id}/v{j}"
+            twin = QuerySample(sample_id=twin_id(view_id) if variant is not None else view_id,
                                anomaly_type="normal", part_path="", image=n["rgb"], object_mask=n["index"] > 0,
                                mask_new=empty, mask_old=empty, bbox=np.full(4, np.nan, np.float32), depth=n["depth"],
                                **base)

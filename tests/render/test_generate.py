@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import h5py
@@ -15,6 +16,7 @@ from brokenchairs.cli import main
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_CODES
 from brokenchairs.generation.anomalies import AnomalyRecord, apply_record
 from brokenchairs.dataset.cameras import unproject_depth
+from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.generation.render.materials.library import load_library, load_material
 from brokenchairs.dataset.queries import bbox_of
 from brokenchairs.generation.shapes.sources import load_ref, procedural_refs
@@ -107,6 +109,33 @@ def test_twins_share_camera_materials_and_light(dataset):
             assert (twin["image"] != r["image"]).any()
             pairs += 1
     assert pairs > 5
+
+
+def test_index_leaves_twins_out_unless_asked_and_pairs_them_as_the_manifest_does(dataset):
+    out, rows = dataset
+    by_id = {r["sample_id"].decode(): r for r in rows}
+    plain = DatasetIndex.open(out, "all", need_views=False)
+    index = DatasetIndex.open(out, "all", need_views=False, twins=True)
+    assert len(index) == len(rows) and len(plain) == len(rows) - sum(1 for r in rows if r["label"] == 1)
+    assert not plain.twin_pairs()  # Table 1's balance: the twins are extra rows
+    pairs = index.twin_pairs()
+    assert len(pairs) == 2 * sum(r["label"] for r in rows)
+    for i, root in pairs.items():
+        q, anomalous = index.queries[i], index.queries[root]
+        assert anomalous.label == 1
+        if i != root:
+            assert q.label == 0 and by_id[anomalous.sample_id]["manifest"]["twin"] == q.sample_id
+
+
+def test_training_on_twin_pairs_logs_a_pair_loss(dataset, tmp_path):
+    out, _ = dataset
+    res = CliRunner().invoke(main, ["train", "--model", "resnet18-fpn", "--data", str(out), "--out", str(tmp_path / "run"),
+                                    "--preset", "tiny", "--epochs", "1", "--set", "split=all", "--set", "val_split=",
+                                    "--set", "twins=true", "--set", "pair_weight=1", "--set", "augment=true"])
+    assert res.exit_code == 0, res.output + res.stderr
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        pair = [float(r["pair"]) for r in csv.DictReader(f) if r["kind"] == "train"]
+    assert pair and all(np.isfinite(pair)) and any(p > 0 for p in pair)
 
 
 def test_images_look_like_chairs_on_white(dataset):
