@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 
 from brokenchairs.dataset.cameras import Viewpoint, camera_for, intrinsics
 from brokenchairs.dataset.views import patch_points
@@ -219,8 +220,10 @@ def test_cell_targets_mark_the_cells_the_mask_touches():
 
 @pytest.mark.parametrize("name", ["resnet18-fpn", "cmt"])
 def test_cell_head_learns_where_the_anomaly_is(name):
-    """With cell_weight > 0 the per-cell head is trained by the masks: after a few steps on one
-    batch its logits are higher inside the masked cells than outside; without it there is no head."""
+    """With cell_weight > 0 the per-cell head is trained by the masks: after some steps on one
+    batch its logits rank the masked cells above the others (cell AUC, the anomalous images alone
+    too); without it there is no head. 25 steps left the ranking at 0.88 for some seeds, 40 reach
+    0.97 or more for every seed tried."""
     assert "cell_logits" not in build_model(name)(fake_batch())
     torch.manual_seed(0)
     batch = fake_batch(B=4, views=2, seed=5, valid_frac=1.0)
@@ -231,7 +234,7 @@ def test_cell_head_learns_where_the_anomaly_is(name):
     batch["mask"], batch["label"] = mask, torch.tensor([0, 1, 0, 1])
     model = build_model(name, cell_weight=1.0)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(25):
+    for _ in range(40):
         out = model(batch)
         loss, parts = model.loss(batch, out)
         opt.zero_grad()
@@ -242,4 +245,6 @@ def test_cell_head_learns_where_the_anomaly_is(name):
     with torch.no_grad():
         logits = model(batch)["cell_logits"]
     inside = mask.view(4, H // 8, 8, H // 8, 8).any(4).any(2).flatten(1)
-    assert logits[inside].mean() > logits[~inside].mean() + 2
+    assert roc_auc_score(inside.flatten().numpy(), logits.flatten().numpy()) >= 0.95
+    anomalous = batch["label"] == 1
+    assert roc_auc_score(inside[anomalous].flatten().numpy(), logits[anomalous].flatten().numpy()) >= 0.95
