@@ -190,18 +190,23 @@ def test_vlfa_losses_prefer_aligned_features():
     assert good < bad
 
 
+def fit(model, batch, steps: int, lr: float) -> dict:
+    """Adam on one batch for a number of steps; the last step's loss parts."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss, parts = model.loss(batch, model(batch))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return parts
+
+
 def test_cmt_overfits_16_samples_on_cpu():
     torch.manual_seed(0)
     batch = fake_batch(B=16, views=2, seed=3, valid_frac=1.0)
     batch["label"] = torch.tensor([0, 1] * 8)[torch.randperm(16, generator=torch.Generator().manual_seed(4))]
     model = build_model("cmt")
-    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
-    for _ in range(30):
-        out = model(batch)
-        loss, _ = model.loss(batch, out)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit(model, batch, steps=30, lr=3e-4)
     model.eval()
     with torch.no_grad():
         acc = ((model(batch)["logits"] > 0).long() == batch["label"]).float().mean().item()
@@ -233,13 +238,7 @@ def test_cell_head_learns_where_the_anomaly_is(name):
     mask[3, 40:56, 8:24] = True
     batch["mask"], batch["label"] = mask, torch.tensor([0, 1, 0, 1])
     model = build_model(name, cell_weight=1.0)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(40):
-        out = model(batch)
-        loss, parts = model.loss(batch, out)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    parts = fit(model, batch, steps=40, lr=1e-3)
     assert "cell" in parts
     model.eval()
     with torch.no_grad():
