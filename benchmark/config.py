@@ -60,6 +60,7 @@ class TrainConfig:
     proj_hidden: int = 1024
     proj_dim: int = 256
     backbone_weights: str = ""
+    init_from: str = ""  # a brokenchairs checkpoint whose matching weights start the run (a deviation; "" = none)
     # data
     views_train: int = 10
     views_test: int = 20

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint, set_rng_state
+from brokenchairs.benchmark.checkpoint import init_weights, read_checkpoint, save_checkpoint, set_rng_state
 from brokenchairs.benchmark.config import TrainConfig
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import EpochSampler, ShardDataset, prepare_batch
@@ -160,7 +160,12 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
 
     torch.manual_seed(cfg.seed)
     model_kwargs = cfg.model_kwargs(res)
-    model = build_model(cfg.model, **model_kwargs).to(dev)
+    model = build_model(cfg.model, **model_kwargs)
+    if cfg.init_from and state is None:
+        init_weights(model, Path(cfg.init_from))
+        if hasattr(model, "momentum_update"):
+            model.momentum_update(0.0)  # the EMA key copies start equal to the loaded online weights
+    model = model.to(dev)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                            betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)

@@ -243,10 +243,12 @@ class CMT(nn.Module):
         return total
 
     @torch.no_grad()
-    def momentum_update(self) -> None:
-        """EMA of the key-side encoder and projector (call after each optimiser step)."""
+    def momentum_update(self, momentum: float | None = None) -> None:
+        """EMA of the key-side encoder and projector (call after each optimiser step); ``momentum=0``
+        copies the online weights (after loading initial weights)."""
         if self.momentum is None:
             return
+        m = self.momentum if momentum is None else momentum
         for online, key in ((self.encoder, self.encoder_k), (self.beta, self.beta_k)):
             for p, pk in zip(online.parameters(), key.parameters()):
-                pk.mul_(self.momentum).add_(p.detach(), alpha=1 - self.momentum)
+                pk.mul_(m).add_(p.detach(), alpha=1 - m)

@@ -247,3 +247,31 @@ def test_cell_head_learns_where_the_anomaly_is(name):
     assert roc_auc_score(inside.flatten().numpy(), logits.flatten().numpy()) >= 0.95
     anomalous = batch["label"] == 1
     assert roc_auc_score(inside[anomalous].flatten().numpy(), logits[anomalous].flatten().numpy()) >= 0.95
+
+
+def test_init_from_copies_every_matching_tensor_and_refuses_a_checkpoint_that_shares_none(tmp_path):
+    """``init_from``: CMT starts from a trained query-only ResNet18-FPN (same encoder, [tok] and
+    head names); its EMA key copies start equal to the loaded encoder; a ViT checkpoint fits nothing."""
+    from brokenchairs.benchmark.checkpoint import init_weights, save_checkpoint
+    from brokenchairs.errors import InputError
+
+    kw = {"d": 32, "encoder_head": "fpn"}
+    torch.manual_seed(1)
+    source = build_model("resnet18-fpn", **kw)
+    path = save_checkpoint(tmp_path / "r.pt", model=source, model_name="resnet18-fpn", model_kwargs=kw, config={})
+    torch.manual_seed(2)
+    cmt = build_model("cmt", **kw, heads=2, head_dim=8, blocks=1, proj_hidden=32, proj_dim=16, topk=8)
+    before = {k: v.clone() for k, v in cmt.state_dict().items()}
+    n = init_weights(cmt, path)
+    src, own = source.state_dict(), cmt.state_dict()
+    assert n == len(src) and all(torch.equal(own[k], v) for k, v in src.items())
+    assert all(torch.equal(own[k], before[k]) for k in own if k not in src)  # the rest keep their initialisation
+    float_keys = [k for k, v in src.items() if k.startswith("encoder.") and v.is_floating_point() and "running" not in k]
+    assert any(not torch.equal(own[k], before[k]) for k in float_keys)  # the seeds differ: something was copied
+    cmt.momentum_update(0.0)
+    enc, enc_k = dict(cmt.encoder.named_parameters()), dict(cmt.encoder_k.named_parameters())
+    assert all(torch.equal(enc[k], enc_k[k]) for k in enc)
+    vit = build_model("vit", image_size=H, patch=16, layers=1, heads=2, width=16)
+    bad = save_checkpoint(tmp_path / "vit.pt", model=vit, model_name="vit", model_kwargs={}, config={})
+    with pytest.raises(InputError, match="vit.pt.*no weights of model 'vit' fit"):
+        init_weights(cmt, bad)

@@ -243,7 +243,8 @@ def test_bad_input_names_the_file_and_exits_2(data, tmp_path):
                      (["--batch-size", "100000"], "fewer than batch_size 100000"),
                      (["--checkpoint-every", "-1"], "Invalid value for '--checkpoint-every'"),
                      (["--set", "twins=true"], "holds no normal twins (generate with --twins)"),
-                     (["--set", "pair_weight=1"], "pair_weight > 0 needs twins=true")):
+                     (["--set", "pair_weight=1"], "pair_weight > 0 needs twins=true"),
+                     (["--set", f"init_from={tmp_path / 'none.pt'}"], "none.pt: checkpoint file does not exist")):
         res = _cli("train", "--model", "cmt", "--data", data, "--out", tmp_path / "r3", *TINY, *bad, code=2)
         assert msg in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert not (tmp_path / "r3").exists()
