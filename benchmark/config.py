@@ -18,7 +18,7 @@ from pathlib import Path
 from brokenchairs.config import Layer, read_file, resolve
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError, check_bool, check_int, check_number
-from brokenchairs.models.registry import MODEL_NAMES, spec
+from brokenchairs.models.registry import MODEL_NAMES, READOUTS, spec
 
 
 @dataclass
@@ -50,6 +50,7 @@ class TrainConfig:
     box_layers: int = 4
     box_l1_weight: float = 5.0
     box_giou_weight: float = 2.0
+    readout: str = "token"  # token+pool: the heads read [tok] + the query's foreground mean (a deviation; token = paper)
     cell_weight: float = 0.0  # > 0: per-cell anomaly head from the masks (a deviation; 0 = paper and release)
     momentum: float | None = 0.999
     tau: float = 0.1
@@ -102,7 +103,8 @@ class TrainConfig:
         if self.pair_weight > 0 and not self.twins:
             raise InputError(source, "pair_weight > 0 needs twins=true (the pairs are the normal twins)")
         for name, allowed in (("vlfa_losses", ("both", "query-view", "view-view", "none")),
-                              ("vlfa_query_labels", ("pseudo", "camera")), ("encoder_head", ("panoptic", "fpn"))):
+                              ("vlfa_query_labels", ("pseudo", "camera")), ("encoder_head", ("panoptic", "fpn")),
+                              ("readout", READOUTS)):
             if getattr(self, name) not in allowed:
                 raise InputError(source, f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 

@@ -13,7 +13,10 @@ release): each query token after the decoder (the encoder's tokens for the plain
 whether its 8x8 cell touches the anomalous region (the union of the part's masks before and after the
 change), a BCE over the foreground and anomalous cells weighted by ``cell_weight``; the image logit
 still comes from [tok]. ``vlfa_losses`` picks Table 3's row: "both" (Eq. 15 with weight a), "query-view", "view-view" or
-"none" (beta then learns nothing and top-k follows an untrained projection).
+"none" (beta then learns nothing and top-k follows an untrained projection). ``readout``: the
+heads read [tok] after the decoder ("token", paper and release) or [tok] plus the query's foreground
+mean ("token+pool", a deviation for small budgets: the plain ResNet18-FPN's state as a skip around
+the decoder, so a warm start from that model keeps its classifier).
 
 One encoder pass per step, as released: the views and the queries go through the encoder in one
 batch (one set of BatchNorm statistics). Views shared by several queries of a batch are encoded
@@ -40,6 +43,7 @@ from torchvision.ops import box_convert, generalized_box_iou
 from brokenchairs.models.cga import CGADecoder
 from brokenchairs.models.encoder import STRIDE, Encoder, query_foreground
 from brokenchairs.models.pe3d import FourierPE3D
+from brokenchairs.models.registry import READOUTS
 from brokenchairs.models.tkca import topk_indices
 from brokenchairs.models.vlfa import Projector, pair_loss, query_view_pairs, view_view_pairs
 
@@ -59,6 +63,12 @@ def unique_groups(group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     first = torch.full((len(uniq),), len(group), dtype=torch.long, device=group.device)
     first = first.scatter_reduce(0, inverse, torch.arange(len(group), device=group.device), reduce="amin")
     return first, inverse
+
+
+def foreground_mean(tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(B,n,d) tokens, (B,n) bool -> (B,d): the mean over the valid (foreground) tokens."""
+    w = valid.float()[..., None]
+    return (tokens * w).sum(1) / w.sum(1).clamp_min(1)
 
 
 def cell_targets(mask: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
@@ -87,8 +97,11 @@ class CMT(nn.Module):
                  vlfa_weight: float = 0.5, vlfa_points: int = 32, box_l1_weight: float = 5.0,
                  box_giou_weight: float = 2.0, encoder_head: str = "panoptic", proj_hidden: int = 1024,
                  proj_dim: int = 256, vlfa_query_labels: str = "pseudo", vlfa_losses: str = "both",
-                 backbone_weights: str | None = None, cell_weight: float = 0.0):
+                 backbone_weights: str | None = None, cell_weight: float = 0.0, readout: str = "token"):
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+        self.pool_skip = readout == "token+pool"
         self.encoder = Encoder(d, backbone_weights, encoder_head)
         self.tok = nn.Parameter(torch.empty(1, 1, d))
         nn.init.xavier_uniform_(self.tok.view(1, d))
@@ -147,13 +160,10 @@ class CMT(nn.Module):
         fq = self._tokens(fq_map)
         x = torch.cat([self.tok.expand(B, -1, -1), fq], 1)
         if not self.use_views:
-            if self.decoder is not None:
-                x = self.decoder(x)
-                state = x[:, 0]
-            else:  # plain ResNet18-FPN: mean of the foreground tokens
-                w = q_valid.float()[..., None]
-                state = (fq * w).sum(1) / w.sum(1).clamp_min(1)
-            return self._heads(state, out, x[:, 1:])
+            if self.decoder is None:  # plain ResNet18-FPN: mean of the foreground tokens
+                return self._heads(foreground_mean(fq, q_valid), out, x[:, 1:])
+            x = self.decoder(x)
+            return self._heads(self._state(x, fq, q_valid), out, x[:, 1:])
         G, N = fv_map.shape[:2]
         np_ = fv_map.shape[-1] * fv_map.shape[-2]
         fv = self._tokens(fv_map.flatten(0, 1)).reshape(G, N * np_, -1)  # one row per distinct view set
@@ -169,7 +179,12 @@ class CMT(nn.Module):
                 idx = topk_indices(torch.einsum("bqc,bvc->bqv", zq * q_valid[..., None], zv_fg), self.topk)
         x = self.decoder(x, context, inverse, idx)
         out.update(zq=zq, zv=zv[inverse].reshape(B, N, np_, -1), v_valid=v_valid[inverse].reshape(B, N, np_))
-        return self._heads(x[:, 0], out, x[:, 1:])
+        return self._heads(self._state(x, fq, q_valid), out, x[:, 1:])
+
+    def _state(self, x: torch.Tensor, fq: torch.Tensor, q_valid: torch.Tensor) -> torch.Tensor:
+        """[tok] after the decoder; with ``readout=token+pool`` plus the query's foreground mean (the
+        plain ResNet18-FPN's state, a skip around the decoder)."""
+        return x[:, 0] + foreground_mean(fq, q_valid) if self.pool_skip else x[:, 0]
 
     def _heads(self, state: torch.Tensor, out: dict, tokens: torch.Tensor) -> dict:
         out["logits"] = self.head(state).squeeze(-1)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 # overrides shared by every ResNet18-FPN-encoder model of the CMT family
 _ENCODER = ("d", "encoder_head", "backbone_weights", "box_head", "box_layers", "box_l1_weight", "box_giou_weight",
             "cell_weight")
-_DECODER = ("heads", "head_dim", "blocks", "ff_mult")
+READOUTS = ("token", "token+pool")  # what the heads read: [tok] after the decoder (paper), or + the query's foreground mean
+_DECODER = ("heads", "head_dim", "blocks", "ff_mult", "readout")
 _VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels", "vlfa_losses")
 
 

@@ -135,7 +135,7 @@ TRAIN_VALUES = {  # a valid value other than every preset's and the default
     "lr": 1.5e-4, "adam_beta1": 0.5, "adam_beta2": 0.99, "weight_decay": 0.01, "lr_drop": 7, "lr_gamma": 0.5,
     "batch_size": 3, "epochs": 5, "grad_clip": 1.0, "d": 96, "heads": 3, "head_dim": 24, "blocks": 2, "ff_mult": 3,
     "topk": 12, "encoder_head": "fpn", "box_head": False, "embed": 64, "margin": 0.25, "box_layers": 2,
-    "box_l1_weight": 4.0, "box_giou_weight": 1.0, "cell_weight": 0.5, "momentum": None, "tau": 0.2, "vlfa_weight": 0.75,
+    "box_l1_weight": 4.0, "box_giou_weight": 1.0, "cell_weight": 0.5, "readout": "token+pool", "momentum": None, "tau": 0.2, "vlfa_weight": 0.75,
     "vlfa_points": 16, "vlfa_query_labels": "camera", "vlfa_losses": "view-view", "proj_hidden": 256,
     "proj_dim": 64, "backbone_weights": "/weights/r18.pth", "init_from": "/runs/q/epoch-001.pt", "views_train": 3, "views_test": 7, "augment": False,
     "split": "train,val", "val_split": "", "workers": 1, "cache_shapes": 5, "group_shapes": 3,

@@ -275,3 +275,29 @@ def test_init_from_copies_every_matching_tensor_and_refuses_a_checkpoint_that_sh
     bad = save_checkpoint(tmp_path / "vit.pt", model=vit, model_name="vit", model_kwargs={}, config={})
     with pytest.raises(InputError, match="vit.pt.*no weights of model 'vit' fit"):
         init_weights(cmt, bad)
+
+
+@pytest.mark.parametrize("name", ["resnet18-fpn-sa", "cmt"])
+def test_token_plus_pool_readout_adds_the_query_foreground_mean_to_tok(name):
+    """``readout=token+pool``: the heads read [tok] after the decoder plus the mean of the encoder's
+    foreground query tokens (the plain ResNet18-FPN's state); background cells do not count."""
+    from brokenchairs.models.encoder import query_foreground
+
+    torch.manual_seed(0)
+    kw = {"d": 32, "heads": 2, "head_dim": 8, "blocks": 1}
+    model = build_model(name, **kw, readout="token+pool", **({"topk": 8} if name == "cmt" else {})).eval()
+    batch = fake_batch()
+    batch["query"][0, :, :, : H // 2] = 1.0  # left half of the first query white: background cells
+    seen = {}
+    model.decoder.register_forward_hook(lambda mod, args, out: seen.update(x=out))
+    with torch.no_grad():
+        logits = model(batch)["logits"]
+        q = batch["query"]
+        fmap = model.encoder(torch.cat([batch["views"].flatten(0, 1), q]) if name == "cmt" else q)[-len(q):]
+        tokens, valid = fmap.flatten(2).transpose(1, 2), query_foreground(q).float()
+        assert 0 < valid[0].sum() < valid.shape[1]
+        pooled = (tokens * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
+        expected = model.head(seen["x"][:, 0] + pooled).squeeze(-1)
+    assert torch.allclose(logits, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="readout must be one of token, token\\+pool"):
+        build_model(name, **kw, readout="pool")
