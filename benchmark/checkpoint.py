@@ -67,13 +67,16 @@ def read_checkpoint(path: Path, model_name: str | None = None) -> dict:
 def init_weights(model: nn.Module, path: Path) -> int:
     """Start a new run from another run's weights (``init_from``, e.g. CMT's encoder from a trained
     query-only ResNet18-FPN): every tensor whose name and shape match is copied, the rest keep their
-    initialisation. Returns how many tensors were copied; none is an error naming the file."""
+    initialisation; a model with EMA key copies (CMT's VLFA) starts them equal to the loaded online
+    weights. Returns how many tensors were copied; none is an error naming the file."""
     state = read_checkpoint(path)
     own = model.state_dict()
     take = {k: v for k, v in state["state_dict"].items() if k in own and own[k].shape == v.shape}
     if not take:
         raise InputError(path, f"no weights of model {state['model']!r} fit this model (no name and shape in common)")
     model.load_state_dict(take, strict=False)
+    if hasattr(model, "momentum_update"):
+        model.momentum_update(0.0)
     return len(take)
 
 

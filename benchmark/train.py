@@ -163,8 +163,6 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     model = build_model(cfg.model, **model_kwargs)
     if cfg.init_from and state is None:
         init_weights(model, Path(cfg.init_from))
-        if hasattr(model, "momentum_update"):
-            model.momentum_update(0.0)  # the EMA key copies start equal to the loaded online weights
     model = model.to(dev)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
                            betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay)
