@@ -55,6 +55,7 @@ class TrainConfig:
     momentum: float | None = 0.999
     tau: float = 0.1
     vlfa_weight: float = 0.5  # a of Eq. 15 (Table 3: 1 = query-view only, 0 = view-view only)
+    vlfa_scale: float = 1.0  # x both VLFA terms of Eq. 15 (1 = paper and release; < 1 a deviation, issue 24)
     vlfa_points: int = 32
     vlfa_query_labels: str = "pseudo"  # paper: pseudo-labels (Eq. 13); "camera": from the query's depth and camera
     vlfa_losses: str = "both"  # Table 3: both (Eq. 15), query-view, view-view or none
@@ -92,7 +93,7 @@ class TrainConfig:
         check_number("lr", self.lr, 0, None, source, exclusive=True)
         check_number("tau", self.tau, 0, None, source, exclusive=True)
         for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin", "cell_weight",
-                     "pair_weight"):
+                     "pair_weight", "vlfa_scale"):
             check_number(name, getattr(self, name), 0, None, source)
         for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight"):
             check_number(name, getattr(self, name), 0, 1, source)

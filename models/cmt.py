@@ -94,7 +94,7 @@ class CMT(nn.Module):
     def __init__(self, d: int = 128, heads: int = 8, head_dim: int = 64, blocks: int = 3, ff_mult: int = 4,
                  topk: int | None = 100, vlfa: bool = True, pe3d: bool = True, views: bool = True, self_attention: bool = False,
                  box_head: bool = False, box_layers: int = 4, momentum: float | None = 0.999, tau: float = 0.1,
-                 vlfa_weight: float = 0.5, vlfa_points: int = 32, box_l1_weight: float = 5.0,
+                 vlfa_weight: float = 0.5, vlfa_scale: float = 1.0, vlfa_points: int = 32, box_l1_weight: float = 5.0,
                  box_giou_weight: float = 2.0, encoder_head: str = "panoptic", proj_hidden: int = 1024,
                  proj_dim: int = 256, vlfa_query_labels: str = "pseudo", vlfa_losses: str = "both",
                  backbone_weights: str | None = None, cell_weight: float = 0.0, readout: str = "token"):
@@ -106,7 +106,7 @@ class CMT(nn.Module):
         self.tok = nn.Parameter(torch.empty(1, 1, d))
         nn.init.xavier_uniform_(self.tok.view(1, d))
         self.use_views, self.topk, self.use_vlfa, self.tau = views, topk, vlfa, tau
-        self.a, self.vlfa_points = vlfa_weight, vlfa_points
+        self.a, self.vlfa_scale, self.vlfa_points = vlfa_weight, vlfa_scale, vlfa_points
         if vlfa_query_labels not in VLFA_QUERY_LABELS:
             raise ValueError(f"vlfa_query_labels must be one of {', '.join(VLFA_QUERY_LABELS)}, got {vlfa_query_labels!r}")
         self.query_labels = vlfa_query_labels
@@ -207,12 +207,13 @@ class CMT(nn.Module):
             return self.beta_k(fk)[inverse]
 
     def loss(self, batch: dict, out: dict, generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
-        """Eq. 15 (+ the released box loss with the box head); returns (total, named parts)."""
+        """Eq. 15, its VLFA terms x ``vlfa_scale`` (1 = paper), + the released box loss with the box
+        head; returns (total, named parts: each loss unweighted)."""
         y = batch["label"].float()
         parts = {"bce": F.binary_cross_entropy_with_logits(out["logits"], y)}
         total = parts["bce"]
         if self.use_views and self.use_vlfa and self.vlfa_losses != "none":
-            total = total + self._vlfa(batch, out, parts, generator)
+            total = total + self.vlfa_scale * self._vlfa(batch, out, parts, generator)
         if self.box is not None and "bbox" in batch:
             B = len(y)
             pred, true = box_convert(out["boxes"], "cxcywh", "xyxy"), box_convert(batch["bbox"], "cxcywh", "xyxy")

@@ -14,7 +14,7 @@ _ENCODER = ("d", "encoder_head", "backbone_weights", "box_head", "box_layers", "
             "cell_weight")
 READOUTS = ("token", "token+pool")  # what the heads read: [tok] after the decoder (paper), or + the query's foreground mean
 _DECODER = ("heads", "head_dim", "blocks", "ff_mult", "readout")
-_VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels", "vlfa_losses")
+_VLFA = ("momentum", "tau", "vlfa_weight", "vlfa_scale", "vlfa_points", "proj_hidden", "proj_dim", "vlfa_query_labels", "vlfa_losses")
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ TRAIN_VALUES = {  # a valid value other than every preset's and the default
     "batch_size": 3, "epochs": 5, "grad_clip": 1.0, "d": 96, "heads": 3, "head_dim": 24, "blocks": 2, "ff_mult": 3,
     "topk": 12, "encoder_head": "fpn", "box_head": False, "embed": 64, "margin": 0.25, "box_layers": 2,
     "box_l1_weight": 4.0, "box_giou_weight": 1.0, "cell_weight": 0.5, "readout": "token+pool", "momentum": None, "tau": 0.2, "vlfa_weight": 0.75,
-    "vlfa_points": 16, "vlfa_query_labels": "camera", "vlfa_losses": "view-view", "proj_hidden": 256,
+    "vlfa_scale": 0.25, "vlfa_points": 16, "vlfa_query_labels": "camera", "vlfa_losses": "view-view", "proj_hidden": 256,
     "proj_dim": 64, "backbone_weights": "/weights/r18.pth", "init_from": "/runs/q/epoch-001.pt", "views_train": 3, "views_test": 7, "augment": False,
     "split": "train,val", "val_split": "", "workers": 1, "cache_shapes": 5, "group_shapes": 3,
     "shapes_per_batch": 1, "twins": True, "pair_weight": 0.5, "seed": 9, "amp": False, "log_every": 3, "max_steps_per_epoch": 11,

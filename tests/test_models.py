@@ -301,3 +301,28 @@ def test_token_plus_pool_readout_adds_the_query_foreground_mean_to_tok(name):
     assert torch.allclose(logits, expected, atol=1e-5)
     with pytest.raises(ValueError, match="readout must be one of token, token\\+pool"):
         build_model(name, **kw, readout="pool")
+
+
+def test_vlfa_scale_multiplies_both_vlfa_terms_and_nothing_else():
+    """``vlfa_scale=s``: total = BCE + s x (a L_qv + (1-a) L_vv); the parts it reports stay unweighted,
+    and the BCE's gradient is the same at any scale."""
+    K = intrinsics(H)
+    cams = [camera_for(Viewpoint(az, 0.5), np.array([0, 0, 0.3])) for az in np.linspace(0, 1.2, N)]
+    depths = np.stack([_cube_depth(K, c, H) for c in cams])
+    xyz, valid = map(np.stack, zip(*(patch_points(d, K, c, 8) for d, c in zip(depths, cams))))
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32).expand(4, *np.shape(a)).clone()  # noqa: E731
+    batch = fake_batch(B=4)
+    batch.update(view_depth=t(depths), view_K=t(np.stack([K] * N)), view_world_to_cam=t(np.stack(cams)[:, :3]),
+                 patch_xyz=t(xyz), patch_valid=t(valid).bool())
+    runs = {}
+    for scale in (1.0, 0.25, 0.0):
+        torch.manual_seed(0)
+        model = build_model("cmt", d=32, heads=2, head_dim=8, blocks=1, topk=8, vlfa_scale=scale).eval()
+        with torch.no_grad():
+            total, parts = model.loss(batch, model(batch), torch.Generator().manual_seed(1))
+        runs[scale] = (total, parts)
+    (t1, p1), (tq, pq), (t0, p0) = runs[1.0], runs[0.25], runs[0.0]
+    assert "va_qv" in p1 and "va_vv" in p1 and all(torch.equal(p1[k], pq[k]) for k in p1)
+    vlfa = 0.5 * p1["va_qv"] + 0.5 * p1["va_vv"]
+    assert torch.allclose(t1, p1["bce"] + vlfa) and torch.allclose(tq, pq["bce"] + 0.25 * vlfa)
+    assert torch.allclose(t0, p0["bce"]) and vlfa > 0
