@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from brokenchairs.benchmark.table2 import seed_folder
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
@@ -60,6 +61,7 @@ class Recipe:
     row_sets: dict = field(default_factory=dict)  # row -> extra --set values
     user_sets: dict = field(default_factory=dict)  # reproduce's own --set: every row, over the recipe's
     ood: bool = True
+    seeds: int = 1  # trainings per row (training seeds base, base+1, ...): the spread a second training shows
 
     @classmethod
     def load(cls, name: str) -> Recipe:
@@ -173,6 +175,16 @@ def wanted_epochs(recipe: Recipe, row: str) -> int:
     return resolve_config(row_model(row), recipe.train_preset, None, _row_sets(recipe, row)).epochs
 
 
+def replicate_sets(recipe: Recipe, row: str, k: int) -> dict:
+    """A row's training options for its k-th training: replicate k > 0 adds k to the training seed."""
+    sets = _row_sets(recipe, row)
+    if k == 0:
+        return sets
+    from brokenchairs.benchmark.config import resolve_config
+
+    return {**sets, "seed": resolve_config(row_model(row), recipe.train_preset, None, sets).seed + k}
+
+
 def trained_epochs(run_dir: Path) -> int:
     """Epochs a finished training of ``run_dir`` was asked for (0 if it never finished)."""
     if not (run_dir / "complete.json").is_file():
@@ -180,10 +192,10 @@ def trained_epochs(run_dir: Path) -> int:
     return int(json.loads((run_dir / "config.json").read_text())["epochs"])
 
 
-def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path, device: str) -> list[str]:
+def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path, device: str, replicate: int = 0) -> list[str]:
     args = ["train", "--model", row_model(row), "--data", str(data), "--out", str(run_dir), "--preset", recipe.train_preset,
             "--device", device]
-    for k, v in _row_sets(recipe, row).items():
+    for k, v in replicate_sets(recipe, row, replicate).items():
         args += ["--set", f"{k}={v}"]
     if (run_dir / "last.pt").is_file():  # an interrupted run, or a finished one the recipe now wants longer
         args += ["--resume", "--epochs", str(wanted_epochs(recipe, row))]
@@ -215,14 +227,20 @@ def _pool(jobs: int, tasks: list) -> None:
 
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
-                     echo=print, sets: dict | None = None, device: str = "auto") -> Path:
+                     echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None) -> Path:
     """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
     apply to trainings not yet started, a resumed run keeping its saved config). ``device``: where
-    every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU)."""
+    every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU). ``seeds``:
+    trainings per row (default: the recipe's); replicate k trains into ``runs/ROW.seedK`` with the
+    training seed + k, and the report adds the spread over trainings."""
     from brokenchairs.benchmark.device import resolve_device
     from brokenchairs.benchmark.table2 import write_table2
 
     recipe = replace(Recipe.load(preset), user_sets=dict(sets or {}))
+    if seeds is not None:
+        if seeds < 1:
+            raise InputError(None, f"--seeds must be at least 1, got {seeds}")
+        recipe = replace(recipe, seeds=seeds)
     for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
         wanted_epochs(recipe, row)
     jobs = jobs or recipe.jobs
@@ -230,7 +248,8 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     out = Path(out)
     run = Runner(out, echo)
     echo(f"reproduce table2 --preset {preset}: {recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}, "
-         f"rows {', '.join(recipe.rows)}, {jobs} job(s) at a time on {device} -> {out}")
+         f"rows {', '.join(recipe.rows)}" + (f", {recipe.seeds} trainings each" if recipe.seeds > 1 else "")
+         + f", {jobs} job(s) at a time on {device} -> {out}")
     data = out / "data"
     make_data(run, recipe, data, None, "procedural", recipe.split_ratios)
     real = partnet_dir(partnet) if recipe.ood else None
@@ -243,20 +262,22 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     runs = out / "runs"
     trains = []
     # longest first (the rows that encode reference views), so that side-by-side slots end together
-    for row in sorted(recipe.rows, key=lambda r: not REGISTRY[row_model(r)].views):
-        rd = runs / row
+    replicates = [(row, k) for k in range(recipe.seeds) for row in recipe.rows]
+    for row, k in sorted(replicates, key=lambda rk: (rk[1], not REGISTRY[row_model(rk[0])].views)):
+        name = seed_folder(row, k)
+        rd = runs / name
         done, want = trained_epochs(rd), wanted_epochs(recipe, row)
         if done >= want:
-            run.skip(f"train-{row}", f"complete ({done} epochs)")
+            run.skip(f"train-{name}", f"complete ({done} epochs)")
             continue
         for stale in rd.glob("eval-*"):  # scores of the shorter training
             shutil.rmtree(stale)
         (rd / "complete.json").unlink(missing_ok=True)
 
-        def task(cores, threads, row=row, rd=rd):
-            args = _train_args(recipe, row, data, rd, device)
-            run.run(f"train-{row}", args, threads=threads, cores=cores, accumulate="--resume" in args)
-            (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{row}")}))
+        def task(cores, threads, row=row, k=k, name=name, rd=rd):
+            args = _train_args(recipe, row, data, rd, device, k)
+            run.run(f"train-{name}", args, threads=threads, cores=cores, accumulate="--resume" in args)
+            (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{name}")}))
 
         trains.append(task)
     _pool(jobs, trains)
@@ -267,22 +288,23 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     if test_shapes < 2:
         echo(f"  the test split holds {test_shapes} shape: no shuffled-reference control")
     evals = []
-    for row in recipe.rows:
-        rd = runs / row
+    for row, k in replicates:
+        name = seed_folder(row, k)
+        rd = runs / name
         kinds = [("test", data, [])]
         if REGISTRY[row_model(row)].views and test_shapes >= 2:
             kinds.append(("shuffled", data, ["--shuffle-references"]))
-        if ood is not None:
+        if ood is not None and k == 0:  # out of domain: the first training of each row
             kinds.append(("partnet", ood, []))
         for kind, root, extra in kinds:
             target = rd / f"eval-{kind}"
             if (target / "metrics.json").is_file():
-                run.skip(f"eval-{row}-{kind}", "done")
+                run.skip(f"eval-{name}-{kind}", "done")
                 continue
             args = ["eval", "--checkpoint", str(rd / "last.pt"), "--data", str(root), "--split", "test", "--views",
                     str(recipe.views_test), "--out", str(target), "--device", device, *extra]
-            evals.append(lambda cores, threads, row=row, kind=kind, args=args:
-                         run.run(f"eval-{row}-{kind}", args, threads=threads, cores=cores))
+            evals.append(lambda cores, threads, name=name, kind=kind, args=args:
+                         run.run(f"eval-{name}-{kind}", args, threads=threads, cores=cores))
     _pool(jobs, evals)
     path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device)
     echo(f"-> {path}")

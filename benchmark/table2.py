@@ -22,6 +22,11 @@ from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
 
 
+def seed_folder(row: str, replicate: int) -> str:
+    """The run folder of a row's ``replicate``-th training (0: the row's own name)."""
+    return row if replicate == 0 else f"{row}.seed{replicate}"
+
+
 def read_predictions(folder: Path) -> dict[str, dict]:
     path = Path(folder) / "predictions.csv"
     if not path.is_file():
@@ -68,6 +73,42 @@ def _paired(a: dict, b: dict, replicates: int) -> Interval | None:
     y, sa, shapes = _arrays(a["preds"], ids)
     _, sb, _ = _arrays(b["preds"], ids)
     return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
+
+
+def _auc(folder: Path) -> float | None:
+    path = folder / "metrics.json"
+    return json.loads(path.read_text()).get("auc") if path.is_file() else None
+
+
+def seed_spread(runs: Path, recipe) -> dict[str, dict]:
+    """Per row, over its ``recipe.seeds`` trainings: the test AUC of each, the row minus the baseline's
+    training of the same index, and the shuffled-reference drop; mean and sample sd of each list."""
+    out = {}
+    for row in recipe.rows:
+        folders = [runs / seed_folder(row, k) for k in range(recipe.seeds)]
+        lists = {"auc": [_auc(f / "eval-test") for f in folders]}
+        if row != recipe.baseline:
+            base = [_auc(runs / seed_folder(recipe.baseline, k) / "eval-test") for k in range(recipe.seeds)]
+            lists["minus_baseline"] = [None if a is None or b is None else a - b for a, b in zip(lists["auc"], base)]
+        if REGISTRY[row.split("@")[0]].views:
+            shuffled = [_auc(f / "eval-shuffled") for f in folders]
+            lists["shuffled_drop"] = [None if a is None or b is None else a - b for a, b in zip(lists["auc"], shuffled)]
+        out[row] = {}
+        for key, values in lists.items():
+            have = np.array([v for v in values if v is not None], dtype=float)
+            out[row][key] = {"values": values, "mean": float(have.mean()) if len(have) else None,
+                             "sd": float(have.std(ddof=1)) if len(have) > 1 else None}
+    return out
+
+
+def _spread_cell(entry: dict | None, signed: bool = False) -> str:
+    if entry is None:
+        return "-"
+    f = "{:+.1f}" if signed else "{:.1f}"
+    values = ", ".join("-" if v is None else f.format(100 * v) for v in entry["values"])
+    mean = "-" if entry["mean"] is None else f.format(100 * entry["mean"])
+    sd = "" if entry["sd"] is None else f" ± {100 * entry['sd']:.1f}"
+    return f"{values} (mean {mean}{sd})"
 
 
 def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
@@ -124,7 +165,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
-    result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "rows": {}, "stage_seconds": times}
+    result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "seeds": recipe.seeds, "rows": {},
+              "stage_seconds": times}
     for row, r in test.items():
         result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
                                "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],
@@ -148,6 +190,18 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         for row, r in partnet.items():
             lines.append(f"| {_label(row)} | {_fmt(r['auc'])} | {_pct(r['metrics'].get('accuracy'))} |")
             result["rows"][row]["partnet_auc"] = r["auc"].as_json() if r["auc"] else None
+    if recipe.seeds > 1:
+        spread = seed_spread(runs, recipe)
+        lines += ["", f"**A second training**: every row trained {recipe.seeds} times on the same data (training seed "
+                  f"+0..+{recipe.seeds - 1}, folders `runs/ROW.seedK`), test AUC of each (mean ± sd over trainings). The "
+                  "intervals above cover the test shapes of the first training only; this spread is what another "
+                  "training moves a row by.", "",
+                  f"| Method | AUC per training | AUC - {_label(recipe.baseline)}, same training index "
+                  "| shuffled-reference drop |", "|---|---|---|---|"]
+        for row, entry in spread.items():
+            lines.append(f"| {_label(row)} | {_spread_cell(entry['auc'])} | {_spread_cell(entry.get('minus_baseline'), True)} "
+                         f"| {_spread_cell(entry.get('shuffled_drop'), True)} |")
+            result["rows"][row]["seeds"] = entry
     if times:
         total = sum(times.values())
         lines += ["", f"Stage times (min, trainings and evaluations {recipe.jobs} side by side, so they overlap): "

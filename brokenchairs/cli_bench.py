@@ -144,20 +144,25 @@ def reproduce_group():
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A training option for every row, e.g. --set epochs=10: finished runs are extended to it; other "
                    "keys apply to trainings not yet started (a resumed run keeps its saved config).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Trainings per row, training seeds +0, +1, ... [default: the preset's, 1]: the report adds the "
+                   "spread a second training shows; finished trainings are kept.")
 @DEVICE
-def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device):
+def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device, seeds):
     """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
 
     \b
     Example: brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu
              brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --set epochs=6   # then longer
              brokenchairs reproduce table2 --preset paper --out runs/table2-paper --device cuda
+             brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --seeds 3   # each row 3 times
     A second call skips what is done and resumes an interrupted training.
     """
     from brokenchairs.benchmark.reproduce import reproduce_table2
     from brokenchairs.config import parse_sets
 
-    reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device)
+    reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device,
+                     seeds=seeds)
 
 
 COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd, reproduce_group)

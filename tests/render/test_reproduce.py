@@ -46,6 +46,20 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
         assert (out / "runs" / row / "epoch-002.pt").is_file()
     assert "--preset smoke --set epochs=2`" in (out / "table2.md").read_text()
     assert json.loads((out / "table2.json").read_text())["sets"] == {"epochs": "2"}
+    # --seeds 2: a second training of each row (training seed + 1) beside the kept first ones, and its spread
+    seeds = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epochs=2",
+                                      "--seeds", "2"])
+    assert seeds.exit_code == 0, seeds.output + repr(seeds.exception)
+    assert "train-cmt: complete (2 epochs), skipped" in seeds.output and "train-cmt.seed1: running" in seeds.output
+    report = json.loads((out / "table2.json").read_text())
+    for row in ("resnet18-fpn", "cmt"):
+        config = json.loads((out / "runs" / f"{row}.seed1" / "config.json").read_text())
+        assert (config["seed"], config["epochs"]) == (json.loads((out / "runs" / row / "config.json").read_text())["seed"] + 1, 2)
+        aucs = [json.loads((out / "runs" / f / "eval-test" / "metrics.json").read_text())["auc"] for f in (row, f"{row}.seed1")]
+        assert report["rows"][row]["seeds"]["auc"]["values"] == aucs
+        assert report["rows"][row]["seeds"]["auc"]["mean"] == pytest.approx(sum(aucs) / 2)
+    assert not (out / "runs" / "cmt.seed1" / "eval-partnet").exists()  # out of domain: the first training only
+    assert "A second training" in (out / "table2.md").read_text() and report["seeds"] == 2
 
 
 def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
