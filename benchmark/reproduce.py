@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from brokenchairs.benchmark.table2 import seed_folder
+from brokenchairs.benchmark.table2 import row_model, seed_folder
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
@@ -70,15 +70,10 @@ class Recipe:
             raise InputError(None, f"unknown reproduce preset {name!r}; known: {', '.join(presets)}")
         data = {k: v for k, v in presets[name].items() if not k.startswith("_")}
         data["rows"] = tuple(data["rows"])
-        unknown = [r for r in data["rows"] if r.split("@")[0] not in REGISTRY]
+        unknown = [r for r in data["rows"] if row_model(r) not in REGISTRY]
         if unknown:
             raise InputError(None, f"preset {name}: unknown model row {unknown[0]!r}")
         return cls(name=name, **data)
-
-
-def row_model(row: str) -> str:
-    """A row is a model name, optionally ``name@variant`` for a second configuration of it."""
-    return row.split("@")[0]
 
 
 class Runner:

@@ -22,6 +22,11 @@ from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
 
 
+def row_model(row: str) -> str:
+    """A row is a model name, optionally ``name@variant`` for a second configuration of it."""
+    return row.split("@")[0]
+
+
 def seed_folder(row: str, replicate: int) -> str:
     """The run folder of a row's ``replicate``-th training (0: the row's own name)."""
     return row if replicate == 0 else f"{row}.seed{replicate}"
@@ -90,7 +95,7 @@ def seed_spread(runs: Path, recipe) -> dict[str, dict]:
         if row != recipe.baseline:
             base = [_auc(runs / seed_folder(recipe.baseline, k) / "eval-test") for k in range(recipe.seeds)]
             lists["minus_baseline"] = [None if a is None or b is None else a - b for a, b in zip(lists["auc"], base)]
-        if REGISTRY[row.split("@")[0]].views:
+        if REGISTRY[row_model(row)].views:
             shuffled = [_auc(f / "eval-shuffled") for f in folders]
             lists["shuffled_drop"] = [None if a is None or b is None else a - b for a, b in zip(lists["auc"], shuffled)]
         out[row] = {}
@@ -162,7 +167,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         per = [_pct((m.get("per_type", {}).get(t) or {}).get("auc")) for t in TYPES]
         diff = _fmt(_paired(r, base, rep), signed=True) if (base is not None and row != recipe.baseline) else "-"
         box = [_pct(m.get("box_ap50")), _pct(m.get("box_acc"))] if boxes else []
-        lines.append("| " + " | ".join(["✓" if REGISTRY[row.split("@")[0]].views else "✗", _label(row), _fmt(r["auc"]),
+        lines.append("| " + " | ".join(["✓" if REGISTRY[row_model(row)].views else "✗", _label(row), _fmt(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
     result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "seeds": recipe.seeds, "rows": {},

@@ -305,7 +305,7 @@ def test_token_plus_pool_readout_adds_the_query_foreground_mean_to_tok(name):
 
 def test_vlfa_scale_multiplies_both_vlfa_terms_and_nothing_else():
     """``vlfa_scale=s``: total = BCE + s x (a L_qv + (1-a) L_vv); the parts it reports stay unweighted,
-    and the BCE's gradient is the same at any scale."""
+    and s = 0 leaves the BCE alone."""
     K = intrinsics(H)
     cams = [camera_for(Viewpoint(az, 0.5), np.array([0, 0, 0.3])) for az in np.linspace(0, 1.2, N)]
     depths = np.stack([_cube_depth(K, c, H) for c in cams])
