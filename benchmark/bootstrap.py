@@ -5,7 +5,8 @@ Each replicate draws the test shapes with replacement and pools their images; th
 (AUC by default, ``sklearn.metrics.roc_auc_score``) is computed on the pool. ``paired_difference``
 resamples the same shapes for two models scored on the same images, so the interval of the
 difference accounts for their correlation. Percentile intervals; replicates whose pool holds
-one class only are redrawn.
+one class only are redrawn. ``shape_mean`` bootstraps the mean of a per-image value (a paired
+change in score, an indicator) the same way.
 """
 
 from __future__ import annotations
@@ -33,13 +34,14 @@ def _by_shape(shapes) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == k) for k in range(inverse.max() + 1)] if len(shapes) else []
 
 
-def _draws(groups: list[np.ndarray], labels: np.ndarray, replicates: int, seed: int):
+def _draws(groups: list[np.ndarray], labels: np.ndarray | None, replicates: int, seed: int):
+    """Replicates of pooled image rows; with ``labels``, only pools that hold both classes."""
     rng = np.random.default_rng(seed)
     made = 0
     while made < replicates:
         pick = rng.integers(len(groups), size=len(groups))
         rows = np.concatenate([groups[g] for g in pick])
-        if len(np.unique(labels[rows])) == 2:
+        if labels is None or len(np.unique(labels[rows])) == 2:
             made += 1
             yield rows
 
@@ -62,3 +64,13 @@ def paired_difference(labels, scores_a, scores_b, shapes, replicates: int = 2000
     diffs = [statistic(y[r], a[r]) - statistic(y[r], b[r]) for r in _draws(groups, y, replicates, seed)]
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     return Interval(float(statistic(y, a) - statistic(y, b)), float(lo), float(hi), replicates)
+
+
+def shape_mean(values, shapes, replicates: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """The mean of a per-image value over the pooled images, shapes resampled."""
+    v = np.asarray(values, float)
+    if not len(v):
+        raise ValueError("shape_mean of no images")
+    stats = [v[r].mean() for r in _draws(_by_shape(shapes), None, replicates, seed)]
+    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(v.mean()), float(lo), float(hi), replicates)

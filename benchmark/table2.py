@@ -4,7 +4,8 @@ Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``pr
 ``metrics.json`` as ``brokenchairs eval`` writes them). Every AUC carries a 95% interval from a
 bootstrap over test shapes (``benchmark.bootstrap``); differences between two scorings of the same
 images (a row minus the query-only row, CMT minus CMT with shuffled references) carry the paired
-interval.
+interval. ``reference_sensitivity`` compares each normal query's score with its own and with another
+shape's reference: a per-query pairing, so far less noisy than a difference of two AUCs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
+from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap, shape_mean
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES as TYPES
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
@@ -45,7 +46,7 @@ def _arrays(preds: dict[str, dict], ids: list[str]) -> tuple[np.ndarray, np.ndar
             np.array([preds[i]["shape_id"] for i in ids]))
 
 
-def _fmt(iv: Interval | None, signed: bool = False) -> str:
+def fmt_interval(iv: Interval | None, signed: bool = False) -> str:
     if iv is None:
         return "-"
     f = "{:+.1f}" if signed else "{:.1f}"
@@ -56,7 +57,7 @@ def _pct(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
-def _label(row: str) -> str:
+def row_label(row: str) -> str:
     name, _, variant = row.partition("@")
     base = REGISTRY[name].label if name in REGISTRY else name
     return f"{base} ({variant})" if variant else base
@@ -71,13 +72,29 @@ def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
     return {"metrics": metrics, "auc": auc, "ids": ids, "preds": preds, "shapes": len(set(shapes)), "n": len(ids)}
 
 
-def _paired(a: dict, b: dict, replicates: int) -> Interval | None:
+def paired_auc(a: dict, b: dict, replicates: int) -> Interval | None:
     ids = sorted(set(a["ids"]) & set(b["ids"]))
     if not ids:
         return None
     y, sa, shapes = _arrays(a["preds"], ids)
     _, sb, _ = _arrays(b["preds"], ids)
     return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
+
+
+def reference_sensitivity(own: dict, shuffled: dict, replicates: int) -> dict | None:
+    """Over the normal queries scored both ways (``row_summary`` of the same model's own-reference
+    and shuffled-reference evaluations): ``rises``, the share whose anomaly score is higher with
+    another shape's reference (ties count half; 0.5 for a model that ignores the reference), and
+    ``change``, the mean score difference (shuffled minus own). A model that compares the photo with
+    the reference should call a normal chair anomalous when shown a different chair."""
+    ids = [i for i in sorted(set(own["ids"]) & set(shuffled["ids"])) if own["preds"][i]["label"] == "0"]
+    if not ids:
+        return None
+    _, s_own, shapes = _arrays(own["preds"], ids)
+    _, s_shuf, _ = _arrays(shuffled["preds"], ids)
+    d = s_shuf - s_own
+    rises = np.where(d > 0, 1.0, np.where(d == 0, 0.5, 0.0))
+    return {"rises": shape_mean(rises, shapes, replicates), "change": shape_mean(d, shapes, replicates), "n": len(ids)}
 
 
 def _auc(folder: Path) -> float | None:
@@ -128,7 +145,7 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
         y, s, _ = _arrays(r["preds"], r["ids"])
         if len(np.unique(y)) == 2:
             fpr, tpr, _ = roc_curve(y, s)
-            ax.plot(fpr, tpr, lw=1.8, label=f"{_label(row)} (AUC {100 * r['auc'].value:.1f})")
+            ax.plot(fpr, tpr, lw=1.8, label=f"{row_label(row)} (AUC {100 * r['auc'].value:.1f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="unseen test shapes", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="lower right", fontsize=7)
@@ -160,14 +177,14 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
              f"[95% interval] from {rep} bootstrap replicates over test shapes."
              + (f" Trained and scored on {device}." if device else ""), "",
              "| " + " | ".join(["3D Ref.", "Method", "AUC", "Acc.", *(f"AUC {t}" for t in TYPES),
-                                 f"AUC - {_label(recipe.baseline)} (paired)", "Viewpoint acc.", *box_cols]) + " |",
+                                 f"AUC - {row_label(recipe.baseline)} (paired)", "Viewpoint acc.", *box_cols]) + " |",
              "|" + "---|" * (6 + len(TYPES) + len(box_cols))]
     for row, r in test.items():
         m = r["metrics"]
         per = [_pct((m.get("per_type", {}).get(t) or {}).get("auc")) for t in TYPES]
-        diff = _fmt(_paired(r, base, rep), signed=True) if (base is not None and row != recipe.baseline) else "-"
+        diff = fmt_interval(paired_auc(r, base, rep), signed=True) if (base is not None and row != recipe.baseline) else "-"
         box = [_pct(m.get("box_ap50")), _pct(m.get("box_acc"))] if boxes else []
-        lines.append("| " + " | ".join(["✓" if REGISTRY[row_model(row)].views else "✗", _label(row), _fmt(r["auc"]),
+        lines.append("| " + " | ".join(["✓" if REGISTRY[row_model(row)].views else "✗", row_label(row), fmt_interval(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
     result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "seeds": recipe.seeds, "rows": {},
@@ -177,23 +194,30 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                                "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],
                                "viewpoint_accuracy": r["metrics"].get("viewpoint_accuracy")}
         if base is not None and row != recipe.baseline:
-            d = _paired(r, base, rep)
+            d = paired_auc(r, base, rep)
             result["rows"][row]["minus_baseline"] = d.as_json() if d else None
     if shuffled:
         lines += ["", "**Does it look at the reference?** The same test queries, each paired with another test shape's "
-                  "reference views:", "", "| Method | AUC, own reference | AUC, shuffled references | drop (paired) |",
-                  "|---|---|---|---|"]
+                  "reference views. The last two columns take the normal queries one by one: the share (%) scored "
+                  "more anomalous with the wrong reference (50 for a model that ignores it) and the mean change of "
+                  "their score (in points of probability):", "",
+                  "| Method | AUC, own reference | AUC, shuffled references | drop (paired) "
+                  "| normal queries scored higher | mean score change |", "|---|---|---|---|---|---|"]
         for row, r in shuffled.items():
-            drop = _paired(test[row], r, rep)
-            lines.append(f"| {_label(row)} | {_fmt(test[row]['auc'])} | {_fmt(r['auc'])} | {_fmt(drop, signed=True)} |")
+            drop = paired_auc(test[row], r, rep)
+            sens = reference_sensitivity(test[row], r, rep)
+            lines.append(f"| {row_label(row)} | {fmt_interval(test[row]['auc'])} | {fmt_interval(r['auc'])} | {fmt_interval(drop, signed=True)} "
+                         f"| {fmt_interval(sens and sens['rises'])} | {fmt_interval(sens and sens['change'], signed=True)} |")
             result["rows"][row]["shuffled_auc"] = r["auc"].as_json() if r["auc"] else None
             result["rows"][row]["shuffled_drop"] = drop.as_json() if drop else None
+            result["rows"][row]["reference_sensitivity"] = (
+                {"rises": sens["rises"].as_json(), "change": sens["change"].as_json(), "n": sens["n"]} if sens else None)
     if partnet:
         p0 = next(iter(partnet.values()))
         lines += ["", f"**Out of domain**: the same models on {p0['shapes']} real PartNet chairs ({p0['n']} queries, "
                   "same recipe):", "", "| Method | AUC | Acc. |", "|---|---|---|"]
         for row, r in partnet.items():
-            lines.append(f"| {_label(row)} | {_fmt(r['auc'])} | {_pct(r['metrics'].get('accuracy'))} |")
+            lines.append(f"| {row_label(row)} | {fmt_interval(r['auc'])} | {_pct(r['metrics'].get('accuracy'))} |")
             result["rows"][row]["partnet_auc"] = r["auc"].as_json() if r["auc"] else None
     if recipe.seeds > 1:
         spread = seed_spread(runs, recipe)
@@ -201,10 +225,10 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                   f"+0..+{recipe.seeds - 1}, folders `runs/ROW.seedK`), test AUC of each (mean ± sd over trainings). The "
                   "intervals above cover the test shapes of the first training only; this spread is what another "
                   "training moves a row by.", "",
-                  f"| Method | AUC per training | AUC - {_label(recipe.baseline)}, same training index "
+                  f"| Method | AUC per training | AUC - {row_label(recipe.baseline)}, same training index "
                   "| shuffled-reference drop |", "|---|---|---|---|"]
         for row, entry in spread.items():
-            lines.append(f"| {_label(row)} | {_spread_cell(entry['auc'])} | {_spread_cell(entry.get('minus_baseline'), True)} "
+            lines.append(f"| {row_label(row)} | {_spread_cell(entry['auc'])} | {_spread_cell(entry.get('minus_baseline'), True)} "
                          f"| {_spread_cell(entry.get('shuffled_drop'), True)} |")
             result["rows"][row]["seeds"] = entry
     if times:
@@ -213,7 +237,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                   + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()) + f"; sum {total / 60:.1f} min."
                   + (f" This call's wall time: {wall / 60:.1f} min." if wall is not None else "")]
     result["wall_seconds"] = wall
-    lines += ["", "![ROC curves](roc.png)", "", f"![examples: {_label(recipe.main)}](examples.png)", ""]
+    lines += ["", "![ROC curves](roc.png)", "", f"![examples: {row_label(recipe.main)}](examples.png)", ""]
     plot_rocs(out / "roc.png", test)
     example = runs / recipe.main / "eval-test" / "examples.png"
     if example.is_file():

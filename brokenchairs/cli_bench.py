@@ -104,6 +104,23 @@ def report_cmd(runs, out):
     click.echo(f"-> {out}")
 
 
+@click.command("compare")
+@click.argument("a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--replicates", type=click.IntRange(min=10), default=2000, show_default=True,
+              help="Bootstrap replicates over test shapes.")
+def compare_cmd(a, b, replicates):
+    """Two eval folders of the same queries: AUCs with 95% intervals, the paired difference A - B and,
+    when B is A's checkpoint scored with --shuffle-references, how normal queries' scores move.
+
+    \b
+    Example: brokenchairs compare runs/cmt/eval runs/cmt/eval-shuffled
+    """
+    from brokenchairs.benchmark.compare import compare_evals
+
+    click.echo(compare_evals(a, b, replicates), nl=False)
+
+
 @click.command("predict")
 @click.option("--mesh", type=click.Path(path_type=Path), required=True, help="Reference mesh of the object.")
 @click.option("--up", type=click.Choice(["z", "y"]), default="z", show_default=True, help="Up axis of --mesh.")
@@ -165,4 +182,4 @@ def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device, seeds):
                      seeds=seeds)
 
 
-COMMANDS = (train_cmd, eval_cmd, report_cmd, predict_cmd, reproduce_group)
+COMMANDS = (train_cmd, eval_cmd, report_cmd, compare_cmd, predict_cmd, reproduce_group)

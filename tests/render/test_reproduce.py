@@ -32,6 +32,10 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     cmt = report["rows"]["cmt"]
     assert cmt["auc"]["low"] <= cmt["auc"]["value"] <= cmt["auc"]["high"]
     assert "minus_baseline" in cmt and "shuffled_drop" in cmt and "shuffled_drop" not in report["rows"]["resnet18-fpn"]
+    sens = cmt["reference_sensitivity"]  # the normal test queries, each scored with its own and a wrong reference
+    assert 0 <= sens["rises"]["low"] <= sens["rises"]["value"] <= sens["rises"]["high"] <= 1
+    assert sens["n"] == sum(1 for line in (out / "runs" / "cmt" / "eval-test" / "predictions.csv").open()
+                            if line.split(",")[3] == "0")
     assert (out / "roc.png").is_file() and (out / "examples.png").is_file()
     for row in ("resnet18-fpn", "cmt"):
         assert (out / "runs" / row / "complete.json").is_file()
