@@ -81,20 +81,34 @@ def paired_auc(a: dict, b: dict, replicates: int) -> Interval | None:
     return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
 
 
+def _normal_score_changes(own: dict[str, dict], shuffled: dict[str, dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Per normal query scored both ways (predictions by sample id): shuffled minus own score, and its shape."""
+    ids = [i for i in sorted(set(own) & set(shuffled)) if own[i]["label"] == "0"]
+    _, s_own, shapes = _arrays(own, ids)
+    _, s_shuf, _ = _arrays(shuffled, ids)
+    return s_shuf - s_own, shapes
+
+
 def reference_sensitivity(own: dict, shuffled: dict, replicates: int) -> dict | None:
     """Over the normal queries scored both ways (``row_summary`` of the same model's own-reference
     and shuffled-reference evaluations): ``rises``, the share whose anomaly score is higher with
     another shape's reference (ties count half; 0.5 for a model that ignores the reference), and
     ``change``, the mean score difference (shuffled minus own). A model that compares the photo with
     the reference should call a normal chair anomalous when shown a different chair."""
-    ids = [i for i in sorted(set(own["ids"]) & set(shuffled["ids"])) if own["preds"][i]["label"] == "0"]
-    if not ids:
+    d, shapes = _normal_score_changes(own["preds"], shuffled["preds"])
+    if not len(d):
         return None
-    _, s_own, shapes = _arrays(own["preds"], ids)
-    _, s_shuf, _ = _arrays(shuffled["preds"], ids)
-    d = s_shuf - s_own
     rises = np.where(d > 0, 1.0, np.where(d == 0, 0.5, 0.0))
-    return {"rises": shape_mean(rises, shapes, replicates), "change": shape_mean(d, shapes, replicates), "n": len(ids)}
+    return {"rises": shape_mean(rises, shapes, replicates), "change": shape_mean(d, shapes, replicates), "n": len(d)}
+
+
+def _score_change(run: Path) -> float | None:
+    """A run's mean wrong-reference score change of normal test queries (None before both evaluations)."""
+    own, shuffled = run / "eval-test" / "predictions.csv", run / "eval-shuffled" / "predictions.csv"
+    if not (own.is_file() and shuffled.is_file()):
+        return None
+    d, _ = _normal_score_changes(read_predictions(own.parent), read_predictions(shuffled.parent))
+    return float(d.mean()) if len(d) else None
 
 
 def _auc(folder: Path) -> float | None:
@@ -104,7 +118,8 @@ def _auc(folder: Path) -> float | None:
 
 def seed_spread(runs: Path, recipe) -> dict[str, dict]:
     """Per row, over its ``recipe.seeds`` trainings: the test AUC of each, the row minus the baseline's
-    training of the same index, and the shuffled-reference drop; mean and sample sd of each list."""
+    training of the same index, the shuffled-reference drop and the normal queries' mean score change
+    with a wrong reference; mean and sample sd of each list."""
     out = {}
     for row in recipe.rows:
         folders = [runs / seed_folder(row, k) for k in range(recipe.seeds)]
@@ -115,6 +130,7 @@ def seed_spread(runs: Path, recipe) -> dict[str, dict]:
         if REGISTRY[row_model(row)].views:
             shuffled = [_auc(f / "eval-shuffled") for f in folders]
             lists["shuffled_drop"] = [None if a is None or b is None else a - b for a, b in zip(lists["auc"], shuffled)]
+            lists["wrong_reference_change"] = [_score_change(f) for f in folders]
         out[row] = {}
         for key, values in lists.items():
             have = np.array([v for v in values if v is not None], dtype=float)
@@ -226,10 +242,11 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                   "intervals above cover the test shapes of the first training only; this spread is what another "
                   "training moves a row by.", "",
                   f"| Method | AUC per training | AUC - {row_label(recipe.baseline)}, same training index "
-                  "| shuffled-reference drop |", "|---|---|---|---|"]
+                  "| shuffled-reference drop | normal queries' score change, wrong reference |", "|---|---|---|---|---|"]
         for row, entry in spread.items():
             lines.append(f"| {row_label(row)} | {_spread_cell(entry['auc'])} | {_spread_cell(entry.get('minus_baseline'), True)} "
-                         f"| {_spread_cell(entry.get('shuffled_drop'), True)} |")
+                         f"| {_spread_cell(entry.get('shuffled_drop'), True)} "
+                         f"| {_spread_cell(entry.get('wrong_reference_change'), True)} |")
             result["rows"][row]["seeds"] = entry
     if times:
         total = sum(times.values())

@@ -62,6 +62,9 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
         aucs = [json.loads((out / "runs" / f / "eval-test" / "metrics.json").read_text())["auc"] for f in (row, f"{row}.seed1")]
         assert report["rows"][row]["seeds"]["auc"]["values"] == aucs
         assert report["rows"][row]["seeds"]["auc"]["mean"] == pytest.approx(sum(aucs) / 2)
+    change = report["rows"]["cmt"]["seeds"]["wrong_reference_change"]["values"]
+    assert change[0] == pytest.approx(report["rows"]["cmt"]["reference_sensitivity"]["change"]["value"])
+    assert change[1] is not None and "wrong_reference_change" not in report["rows"]["resnet18-fpn"]["seeds"]
     assert not (out / "runs" / "cmt.seed1" / "eval-partnet").exists()  # out of domain: the first training only
     assert "A second training" in (out / "table2.md").read_text() and report["seeds"] == 2
 
