@@ -5,7 +5,7 @@ Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``pr
 bootstrap over test shapes (``benchmark.bootstrap``); differences between two scorings of the same
 images (a row minus the query-only row, CMT minus CMT with shuffled references) carry the paired
 interval. ``reference_sensitivity`` compares each normal query's score with its own and with another
-shape's reference: a per-query pairing, so far less noisy than a difference of two AUCs.
+shape's reference: whether the model responds to a wrong reference, beside whether the right one helps.
 """
 
 from __future__ import annotations
@@ -104,10 +104,10 @@ def reference_sensitivity(own: dict, shuffled: dict, replicates: int) -> dict | 
 
 def _score_change(run: Path) -> float | None:
     """A run's mean wrong-reference score change of normal test queries (None before both evaluations)."""
-    own, shuffled = run / "eval-test" / "predictions.csv", run / "eval-shuffled" / "predictions.csv"
-    if not (own.is_file() and shuffled.is_file()):
+    own, shuffled = run / "eval-test", run / "eval-shuffled"
+    if not ((own / "predictions.csv").is_file() and (shuffled / "predictions.csv").is_file()):
         return None
-    d, _ = _normal_score_changes(read_predictions(own.parent), read_predictions(shuffled.parent))
+    d, _ = _normal_score_changes(read_predictions(own), read_predictions(shuffled))
     return float(d.mean()) if len(d) else None
 
 
@@ -222,8 +222,9 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         for row, r in shuffled.items():
             drop = paired_auc(test[row], r, rep)
             sens = reference_sensitivity(test[row], r, rep)
-            lines.append(f"| {row_label(row)} | {fmt_interval(test[row]['auc'])} | {fmt_interval(r['auc'])} | {fmt_interval(drop, signed=True)} "
-                         f"| {fmt_interval(sens and sens['rises'])} | {fmt_interval(sens and sens['change'], signed=True)} |")
+            cells = [row_label(row), fmt_interval(test[row]["auc"]), fmt_interval(r["auc"]), fmt_interval(drop, signed=True),
+                     fmt_interval(sens and sens["rises"]), fmt_interval(sens and sens["change"], signed=True)]
+            lines.append("| " + " | ".join(cells) + " |")
             result["rows"][row]["shuffled_auc"] = r["auc"].as_json() if r["auc"] else None
             result["rows"][row]["shuffled_drop"] = drop.as_json() if drop else None
             result["rows"][row]["reference_sensitivity"] = (

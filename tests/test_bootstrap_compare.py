@@ -1,0 +1,95 @@
+"""Intervals by a bootstrap over test shapes, and ``compare``: the paired AUC difference of two
+evaluations and the wrong-reference sensitivity, on real eval folders written by eval's own writer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+
+def test_shape_bootstrap_interval_contains_the_value_and_paired_difference_sees_a_real_gap():
+    from brokenchairs.benchmark.bootstrap import paired_difference, shape_bootstrap
+
+    rng = np.random.default_rng(0)
+    shapes = np.repeat(np.arange(40), 10)
+    y = rng.integers(0, 2, 400)
+    good = y + rng.normal(0, 0.7, 400)
+    bad = y + rng.normal(0, 2.0, 400)
+    iv = shape_bootstrap(y, good, shapes, replicates=300)
+    assert iv.low < iv.value < iv.high and iv.value == pytest.approx(roc_auc_score(y, good))
+    diff = paired_difference(y, good, bad, shapes, replicates=300)
+    assert diff.value == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, bad)) and diff.low > 0
+    same = paired_difference(y, good, good + 1e-9 * rng.normal(size=400), shapes, replicates=100)
+    assert abs(same.low) < 1e-3 and abs(same.high) < 1e-3
+
+
+def test_shape_mean_is_the_mean_and_its_interval_widens_with_between_shape_spread():
+    from brokenchairs.benchmark.bootstrap import shape_mean
+
+    rng = np.random.default_rng(1)
+    shapes = np.repeat(np.arange(30), 8)
+    tight = rng.normal(0.2, 0.05, 240)
+    spread = tight + np.repeat(rng.normal(0, 0.5, 30), 8)  # a shared offset per shape: images are not independent
+    a, b = shape_mean(tight, shapes, replicates=300), shape_mean(spread, shapes, replicates=300)
+    assert a.value == pytest.approx(tight.mean()) and a.low < a.value < a.high
+    assert (b.high - b.low) > 5 * (a.high - a.low)
+    with pytest.raises(ValueError):
+        shape_mean([], [], replicates=10)
+
+
+def _eval_folder(folder, ids, shapes, labels, scores, checkpoint="ck.pt", shuffled=False):
+    """An eval folder as ``brokenchairs eval`` writes it (its own writer), for a CMT checkpoint."""
+    import json
+
+    from brokenchairs.benchmark.evaluate import write_predictions
+    from brokenchairs.benchmark.inference import Predictions
+
+    n = len(ids)
+    preds = Predictions(sample_id=list(ids), shape_id=list(shapes), index=np.arange(n), label=np.asarray(labels),
+                        code=np.where(np.asarray(labels) == 1, 5, 0), score=np.asarray(scores, float),
+                        true_box=np.full((n, 4), np.nan), pred_box=None, view_pred=None, view_true=None)
+    folder.mkdir(parents=True)
+    write_predictions(folder / "predictions.csv", preds)
+    (folder / "metrics.json").write_text(json.dumps({"model": "cmt", "checkpoint": checkpoint, "auc": None,
+                                                     "accuracy": None, "shuffled_references": shuffled}))
+    return folder
+
+
+def test_reference_sensitivity_counts_normal_queries_whose_score_rises_with_a_wrong_reference(tmp_path):
+    from click.testing import CliRunner
+
+    from brokenchairs.benchmark.table2 import reference_sensitivity, row_summary
+    from brokenchairs.cli import main
+
+    rng = np.random.default_rng(2)
+    n = 120
+    ids, shapes = [f"q{i:03d}" for i in range(n)], [f"s{i // 6}" for i in range(n)]
+    labels = (np.arange(n) % 3 == 0).astype(int)
+    own = rng.uniform(0.05, 0.9, n).round(6)  # predictions.csv keeps 6 decimals
+    delta = rng.normal(0.05, 0.1, n)
+    delta[:7] = 0.0  # unchanged scores count half
+    shuf = np.clip(own + delta, 0, 1).round(6)
+    a = _eval_folder(tmp_path / "own", ids, shapes, labels, own)
+    b = _eval_folder(tmp_path / "shuffled", ids, shapes, labels, shuf, shuffled=True)
+    sens = reference_sensitivity(row_summary(a, 50), row_summary(b, 50), 200)
+    normal = labels == 0
+    d = (shuf - own)[normal]
+    assert sens["n"] == normal.sum()
+    assert sens["rises"].value == pytest.approx(((d > 0).sum() + 0.5 * (d == 0).sum()) / normal.sum())
+    assert sens["change"].value == pytest.approx(d.mean(), abs=1e-9) and sens["change"].low < d.mean() < sens["change"].high
+    # a model that ignores the reference scores every query the same both ways: exactly 50 %, no change
+    same = _eval_folder(tmp_path / "same", ids, shapes, labels, own, shuffled=True)
+    flat = reference_sensitivity(row_summary(a, 50), row_summary(same, 50), 200)
+    assert flat["rises"].value == 0.5 and flat["rises"].low == flat["rises"].high == 0.5 and flat["change"].value == 0
+
+    res = CliRunner().invoke(main, ["compare", str(a), str(b), "--replicates", "100"])
+    assert res.exit_code == 0, res.output
+    assert f"scored higher {100 * sens['rises'].value:.1f} [" in res.output
+    assert f"on their {n} common queries" in res.output and "CMT (shuffled references)" in res.output
+    # another checkpoint's evaluation is compared by AUC only; disjoint queries are refused in one line
+    other = _eval_folder(tmp_path / "other", ids, shapes, labels, shuf, checkpoint="other.pt", shuffled=True)
+    assert "wrong reference" not in CliRunner().invoke(main, ["compare", str(a), str(other)]).output
+    apart = _eval_folder(tmp_path / "apart", [f"x{i}" for i in range(n)], shapes, labels, shuf)
+    res = CliRunner().invoke(main, ["compare", str(a), str(apart)])
+    assert res.exit_code != 0 and "no query in common" in res.output and "Traceback" not in res.output
