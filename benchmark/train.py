@@ -196,13 +196,15 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                             optimizer=opt, epoch=e, pos=p, step=step, generator=gen, resolution=res)
 
     steps_this_call = 0
+    # one loader for the whole run: its worker processes, and the reference views each one has cached, outlive the
+    # epoch (the sampler is iterated in this process, so set_epoch below still takes effect at each new iterator)
+    loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=dev.type == "cuda",
+                        persistent_workers=cfg.workers > 0)
     with _Stop() as stop:
         while epoch < cfg.epochs:
             sampler.set_epoch(epoch, start=pos)
             for group in opt.param_groups:  # StepLR's schedule, exact on resume
                 group["lr"] = epoch_lr(cfg, epoch)
-            loader = DataLoader(ds, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=dev.type == "cuda",
-                                persistent_workers=False)
             limit = cfg.max_steps_per_epoch or None
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=None if (progress and main_proc) else True,
                        initial=pos, total=pos + len(sampler))

@@ -104,6 +104,16 @@ def test_resume_continues_the_exact_loss_trajectory(data, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_persistent_loader_workers_train_exactly_as_the_main_process_over_epochs(data, tmp_path):
+    """One DataLoader serves every epoch (its workers keep their view caches); each epoch's order still comes
+    from set_epoch, so two epochs with 2 workers give the losses of two epochs loaded in the main process."""
+    over = {"split": "all", "val_split": "", "max_steps_per_epoch": 3, "epochs": 2}
+    main = train(resolve_config("cmt", "tiny", overrides=over | {"workers": 0}), data, tmp_path / "w0", progress=False)
+    pooled = train(resolve_config("cmt", "tiny", overrides=over | {"workers": 2}), data, tmp_path / "w2", progress=False)
+    assert main.steps == pooled.steps == 6 and main.epochs_done == 2
+    assert _losses(tmp_path / "w2") == _losses(tmp_path / "w0")
+
+
 def test_a_finished_run_extended_by_resume_with_more_epochs_equals_the_longer_run(data, tmp_path):
     """`train --resume --epochs N` on a finished run trains on to N epochs, exactly the run that was
     asked for N from the start (reproduce uses it when a recipe asks for more epochs)."""
