@@ -266,5 +266,6 @@ class CMT(nn.Module):
             return
         m = self.momentum if momentum is None else momentum
         for online, key in ((self.encoder, self.encoder_k), (self.beta, self.beta_k)):
-            for p, pk in zip(online.parameters(), key.parameters()):
-                pk.mul_(m).add_(p.detach(), alpha=1 - m)
+            keys = list(key.parameters())
+            torch._foreach_mul_(keys, m)  # pk = m pk + (1 - m) p, one fused call per module (not two kernels per tensor)
+            torch._foreach_add_(keys, [p.detach() for p in online.parameters()], alpha=1 - m)

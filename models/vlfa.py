@@ -34,41 +34,58 @@ class Projector(nn.Module):
         return F.normalize(self.mlp(x), dim=-1)
 
 
+def correspondence_mask(xyz_a: torch.Tensor, valid_a: torch.Tensor, K_b: torch.Tensor, w2c_b: torch.Tensor,
+                        depth_b: torch.Tensor, stride: int, tol: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which patches of view a see a 3D point that view b sees too, and b's patch of it, for a batch.
+
+    xyz_a (B,n,3) world points of a's patches, valid_a (B,n), K_b (B,3,3), w2c_b (B,4,4), depth_b (B,H,W)
+    camera-z depth of b (0 = background). Returns ok (B,n) bool and ib (B,n) long (b's flattened patch index,
+    meaningless where ok is False). Gathers instead of boolean indexing: no host-device synchronisation.
+    """
+    H, W = depth_b.shape[-2:]
+    w = W // stride
+    pc = torch.einsum("bij,bnj->bni", w2c_b[:, :3, :3], xyz_a) + w2c_b[:, None, :3, 3]
+    z = pc[..., 2]
+    uv = torch.einsum("bij,bnj->bni", K_b, pc)
+    u = (uv[..., 0] / uv[..., 2].clamp_min(1e-9)).floor()
+    v = (uv[..., 1] / uv[..., 2].clamp_min(1e-9)).floor()
+    inside = valid_a & (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    ui, vi = torch.where(inside, u, 0).long(), torch.where(inside, v, 0).long()
+    d = torch.where(inside, depth_b.flatten(1).gather(1, vi * W + ui), 0)
+    ok = inside & (d > 0) & ((z - d).abs() < tol)  # lands on the object and is the visible surface
+    return ok, (vi // stride) * w + (ui // stride)
+
+
 def view_correspondences(xyz_a: torch.Tensor, valid_a: torch.Tensor, K_b: torch.Tensor, w2c_b: torch.Tensor,
                          depth_b: torch.Tensor, stride: int, tol: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
     """Patches of view a (flattened h*w) and the patches of view b that see the same 3D point.
 
-    xyz_a (n,3) world points of a's patches, valid_a (n,), K_b (3,3), w2c_b (4,4), depth_b (H,W)
-    camera-z depth of b (0 = background). Returns index tensors (ia, ib).
+    xyz_a (n,3), valid_a (n,), K_b (3,3), w2c_b (4,4), depth_b (H,W): one pair of views of
+    ``correspondence_mask``. Returns index tensors (ia, ib).
     """
-    H, W = depth_b.shape
-    w = W // stride
-    pc = xyz_a @ w2c_b[:3, :3].T + w2c_b[:3, 3]
-    z = pc[:, 2]
-    uv = pc @ K_b.T
-    u = uv[:, 0] / uv[:, 2].clamp_min(1e-9)
-    v = uv[:, 1] / uv[:, 2].clamp_min(1e-9)
-    ui, vi = u.floor().long(), v.floor().long()
-    inside = valid_a & (z > 0) & (ui >= 0) & (ui < W) & (vi >= 0) & (vi < H)
-    d = torch.zeros_like(z)
-    d[inside] = depth_b[vi[inside], ui[inside]]
-    ok = inside & (d > 0) & ((z - d).abs() < tol)  # lands on the object and is the visible surface
-    ia = torch.nonzero(ok).squeeze(1)
-    ib = (vi[ok] // stride) * w + (ui[ok] // stride)
-    return ia, ib
+    ok, ib = correspondence_mask(xyz_a[None], valid_a[None], K_b[None], w2c_b[None], depth_b[None], stride, tol)
+    ia = torch.nonzero(ok[0]).squeeze(1)
+    return ia, ib[0, ia]
 
 
-def farthest_points(pos: torch.Tensor, m: int) -> torch.Tensor:
-    """Indices of m points of pos (n,2) by farthest-point sampling from the first (all if n <= m)."""
-    n = pos.shape[0]
-    if n <= m:
-        return torch.arange(n, device=pos.device)
-    chosen = torch.zeros(m, dtype=torch.long, device=pos.device)
-    dist = torch.full((n,), float("inf"), device=pos.device)
-    for i in range(1, m):
-        dist = torch.minimum(dist, (pos - pos[chosen[i - 1]]).pow(2).sum(-1))
-        chosen[i] = dist.argmax()
-    return chosen
+def farthest_mask(ok: torch.Tensor, grid_w: int, m: int) -> torch.Tensor:
+    """Farthest-point sampling of m of the True cells of each row of ok (B,n), in the patch grid of width grid_w,
+    from each row's first True cell (every True cell where a row holds m or fewer). Returns a (B,n) bool mask.
+
+    Batched and free of host-device synchronisation (one small kernel group per point, whatever the batch); ties go
+    to the lowest index, so each row keeps the cells a one-row, one-point-at-a-time sampler keeps.
+    """
+    B, n = ok.shape
+    cell = torch.arange(n, device=ok.device)
+    pos = torch.stack([cell % grid_w, cell // grid_w], -1).float()
+    dist = torch.where(ok, float("inf"), float("-inf"))  # cells off the mask are never the farthest
+    last = ok.float().argmax(1)  # the first True cell
+    keep = torch.zeros_like(ok)
+    for _ in range(m):
+        keep.scatter_(1, last[:, None], True)
+        dist = torch.minimum(dist, (pos[None] - pos[last][:, None]).pow(2).sum(-1))
+        last = dist.argmax(1)  # once a row's cells are all kept, this is a kept cell again (distance 0)
+    return keep & ok
 
 
 def contrast(anchors: torch.Tensor, keys: torch.Tensor, owner: torch.Tensor, shape: torch.Tensor,
@@ -112,17 +129,19 @@ def view_view_pairs(v_valid_a: torch.Tensor, xyz_a: torch.Tensor, v_valid_b: tor
                     w2c_b: torch.Tensor, depth_b: torch.Tensor, stride: int, grid_w: int,
                     points: int) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """Per sample: (sample, patches of view a, the patches of view b seeing the same 3D points),
-    farthest-point sampled in a's grid. Shapes: (B,np), (B,np,3), (B,np), (B,3,3), (B,4,4), (B,H,W)."""
-    pairs = []
-    for s in range(v_valid_a.shape[0]):
-        ia, ib = view_correspondences(xyz_a[s], v_valid_a[s], K_b[s], w2c_b[s], depth_b[s], stride)
-        ok = v_valid_b[s][ib]
-        ia, ib = ia[ok], ib[ok]
-        if len(ia) == 0:
-            continue
-        pos = torch.stack([ia % grid_w, ia // grid_w], -1).float()
-        keep = farthest_points(pos, points)
-        pairs.append((s, ia[keep], ib[keep]))
+    farthest-point sampled in a's grid. Shapes: (B,np), (B,np,3), (B,np), (B,3,3), (B,4,4), (B,H,W).
+    The whole batch at once; one synchronisation (the per-sample counts) at the end."""
+    ok, ib = correspondence_mask(xyz_a, v_valid_a, K_b, w2c_b, depth_b, stride)
+    ok = ok & v_valid_b.gather(1, ib.clamp(0, v_valid_b.shape[1] - 1))  # b's patch must be a valid one too
+    keep = farthest_mask(ok, grid_w, points)
+    sample, ia = torch.nonzero(keep, as_tuple=True)
+    ib = ib[sample, ia]
+    counts = keep.sum(1).tolist()
+    pairs, at = [], 0
+    for s, c in enumerate(counts):
+        if c:
+            pairs.append((s, ia[at:at + c], ib[at:at + c]))
+            at += c
     return pairs
 
 

@@ -13,7 +13,8 @@ from brokenchairs.dataset.cameras import Viewpoint, camera_for, intrinsics
 from brokenchairs.dataset.views import patch_points
 from brokenchairs.models import MODEL_NAMES, build_model, parameter_count, spec
 from brokenchairs.models.tkca import cross_attention, gather_attention, topk_mask
-from brokenchairs.models.vlfa import contrast, pair_loss, query_view_pairs, view_correspondences, view_view_pairs
+from brokenchairs.models.vlfa import (contrast, farthest_mask, pair_loss, query_view_pairs, view_correspondences,
+                                      view_view_pairs)
 
 H, N = 64, 4
 
@@ -144,6 +145,55 @@ def test_view_view_correspondences_on_a_cube():
     on_px_face = valid[0].reshape(-1) & (np.abs(pts[:, 0] - 0.3) < 1e-3) & (pts[:, 1] < 0.25)
     assert on_px_face.sum() > 3
     assert not np.isin(np.nonzero(on_px_face)[0], ia.numpy()).any(), "occluded points must be rejected"
+
+
+def _fps_one_row(cells: np.ndarray, grid_w: int, m: int) -> set[int]:
+    """Reference farthest-point sampling: one row, one point at a time, from the first cell."""
+    if len(cells) <= m:
+        return set(cells.tolist())
+    pos = np.stack([cells % grid_w, cells // grid_w], -1).astype(np.float32)
+    chosen, dist = [0], np.full(len(cells), np.inf, np.float32)
+    for _ in range(1, m):
+        dist = np.minimum(dist, ((pos - pos[chosen[-1]]) ** 2).sum(-1))
+        chosen.append(int(dist.argmax()))
+    return set(cells[chosen].tolist())
+
+
+def test_batched_farthest_points_keep_each_rows_own_sampling():
+    rng = np.random.default_rng(0)
+    grid_w, m = 16, 32
+    ok = rng.random((12, grid_w * grid_w)) < rng.uniform(0, 0.6, (12, 1))
+    ok[0], ok[1, :] = False, False
+    ok[1, [3, 40, 41]] = True  # fewer cells than m: all of them
+    keep = farthest_mask(torch.as_tensor(ok), grid_w, m).numpy()
+    assert not keep[0].any() and set(np.nonzero(keep[1])[0]) == {3, 40, 41}
+    for row_ok, row_keep in zip(ok, keep):
+        assert set(np.nonzero(row_keep)[0].tolist()) == _fps_one_row(np.nonzero(row_ok)[0], grid_w, m)
+        assert row_keep.sum() == min(m, row_ok.sum())
+
+
+def test_view_view_pairs_of_a_batch_equal_each_sample_alone():
+    res, stride = 64, 8
+    K = intrinsics(res)
+    cams = [camera_for(Viewpoint(az, 0.5), np.array([0, 0, 0.3])) for az in (0.0, 0.4, 1.2, 2.5)]
+    depths = np.stack([_cube_depth(K, cam, res) for cam in cams])
+    xyz, val = map(np.stack, zip(*(patch_points(d, K, cam, stride) for d, cam in zip(depths, cams))))
+    t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    a, b = [0, 1, 2, 0], [1, 2, 3, 3]  # view pairs, the last two far apart
+    va, xa = torch.as_tensor(val[a]).flatten(1), t(xyz[a]).flatten(1, 2)
+    vb = torch.as_tensor(val[b]).flatten(1)
+    pairs = view_view_pairs(va, xa, vb, t(K)[None].expand(4, 3, 3), t(np.stack(cams))[b], t(depths[b]), stride,
+                            res // stride, 8)
+    assert [s for s, _, _ in pairs] and len(pairs) <= 4
+    by_sample = {s: (ia, ib) for s, ia, ib in pairs}
+    for s in range(4):
+        ia, ib = view_correspondences(xa[s], va[s], t(K), t(cams[b[s]]), t(depths[b[s]]), stride)
+        good = vb[s][ib]
+        ia, ib = ia[good].numpy(), ib[good].numpy()
+        want = _fps_one_row(ia, res // stride, 8)
+        got_ia, got_ib = by_sample.get(s, (torch.zeros(0, dtype=torch.long),) * 2)
+        assert set(got_ia.tolist()) == want
+        assert dict(zip(got_ia.tolist(), got_ib.tolist())) == {i: j for i, j in zip(ia.tolist(), ib.tolist()) if i in want}
 
 
 def test_contrast_negatives_are_own_pair_and_other_objects_only():
@@ -326,3 +376,19 @@ def test_vlfa_scale_multiplies_both_vlfa_terms_and_nothing_else():
     vlfa = 0.5 * p1["va_qv"] + 0.5 * p1["va_vv"]
     assert torch.allclose(t1, p1["bce"] + vlfa) and torch.allclose(tq, pq["bce"] + 0.25 * vlfa)
     assert torch.allclose(t0, p0["bce"]) and vlfa > 0
+
+
+def test_momentum_update_is_the_ema_of_each_key_tensor():
+    model = build_model("cmt", d=32, heads=2, head_dim=8, blocks=1, proj_hidden=32, proj_dim=16, topk=8, momentum=0.9)
+    with torch.no_grad():
+        for p in list(model.encoder.parameters()) + list(model.beta.parameters()):
+            p.add_(torch.randn_like(p))
+    online = [p.detach().clone() for p in list(model.encoder.parameters()) + list(model.beta.parameters())]
+    before = [p.detach().clone() for p in list(model.encoder_k.parameters()) + list(model.beta_k.parameters())]
+    model.momentum_update()
+    after = list(model.encoder_k.parameters()) + list(model.beta_k.parameters())
+    assert len(after) == len(online) > 10
+    for k0, p, k1 in zip(before, online, after):
+        assert torch.equal(k1, k0.mul(0.9).add(p, alpha=0.1))
+    model.momentum_update(momentum=0)  # a plain copy
+    assert all(torch.equal(k, p) for k, p in zip(list(model.encoder_k.parameters()) + list(model.beta_k.parameters()), online))
