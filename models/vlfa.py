@@ -41,12 +41,15 @@ def correspondence_mask(xyz_a: torch.Tensor, valid_a: torch.Tensor, K_b: torch.T
     xyz_a (B,n,3) world points of a's patches, valid_a (B,n), K_b (B,3,3), w2c_b (B,4,4), depth_b (B,H,W)
     camera-z depth of b (0 = background). Returns ok (B,n) bool and ib (B,n) long (b's flattened patch index,
     meaningless where ok is False). Gathers instead of boolean indexing: no host-device synchronisation.
+    Always in float32, also inside a bf16 autocast: the depth test's 2 cm are below bf16's step at 2.5 m.
     """
     H, W = depth_b.shape[-2:]
     w = W // stride
-    pc = torch.einsum("bij,bnj->bni", w2c_b[:, :3, :3], xyz_a) + w2c_b[:, None, :3, 3]
+    with torch.autocast(xyz_a.device.type, enabled=False):
+        xyz_a, K_b, w2c_b, depth_b = xyz_a.float(), K_b.float(), w2c_b.float(), depth_b.float()
+        pc = torch.einsum("bij,bnj->bni", w2c_b[:, :3, :3], xyz_a) + w2c_b[:, None, :3, 3]
+        uv = torch.einsum("bij,bnj->bni", K_b, pc)
     z = pc[..., 2]
-    uv = torch.einsum("bij,bnj->bni", K_b, pc)
     u = (uv[..., 0] / uv[..., 2].clamp_min(1e-9)).floor()
     v = (uv[..., 1] / uv[..., 2].clamp_min(1e-9)).floor()
     inside = valid_a & (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)

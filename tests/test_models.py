@@ -186,6 +186,10 @@ def test_view_view_pairs_of_a_batch_equal_each_sample_alone():
                             res // stride, 8)
     assert [s for s, _, _ in pairs] and len(pairs) <= 4
     by_sample = {s: (ia, ib) for s, ia, ib in pairs}
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in a CUDA training step: the geometry stays float32
+        assert [(s, ia.tolist(), ib.tolist()) for s, ia, ib in pairs] == [
+            (s, ia.tolist(), ib.tolist()) for s, ia, ib in view_view_pairs(
+                va, xa, vb, t(K)[None].expand(4, 3, 3), t(np.stack(cams))[b], t(depths[b]), stride, res // stride, 8)]
     for s in range(4):
         ia, ib = view_correspondences(xa[s], va[s], t(K), t(cams[b[s]]), t(depths[b[s]]), stride)
         good = vb[s][ib]
