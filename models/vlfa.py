@@ -137,15 +137,9 @@ def view_view_pairs(v_valid_a: torch.Tensor, xyz_a: torch.Tensor, v_valid_b: tor
     ok, ib = correspondence_mask(xyz_a, v_valid_a, K_b, w2c_b, depth_b, stride)
     ok = ok & v_valid_b.gather(1, ib.clamp(0, v_valid_b.shape[1] - 1))  # b's patch must be a valid one too
     keep = farthest_mask(ok, grid_w, points)
-    sample, ia = torch.nonzero(keep, as_tuple=True)
-    ib = ib[sample, ia]
+    sample, ia = torch.nonzero(keep, as_tuple=True)  # row-major: each sample's cells together, in order
     counts = keep.sum(1).tolist()
-    pairs, at = [], 0
-    for s, c in enumerate(counts):
-        if c:
-            pairs.append((s, ia[at:at + c], ib[at:at + c]))
-            at += c
-    return pairs
+    return [(s, a, b) for s, (a, b, c) in enumerate(zip(ia.split(counts), ib[sample, ia].split(counts), counts)) if c]
 
 
 def pair_loss(pairs: list[tuple[int, torch.Tensor, torch.Tensor]], anchor_feats: torch.Tensor, key_feats: torch.Tensor,
