@@ -41,7 +41,7 @@ def read_predictions(folder: Path) -> dict[str, dict]:
         return {r["sample_id"]: r for r in csv.DictReader(f)}
 
 
-def _arrays(preds: dict[str, dict], ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_arrays(preds: dict[str, dict], ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.array([int(preds[i]["label"]) for i in ids]), np.array([float(preds[i]["score"]) for i in ids]),
             np.array([preds[i]["shape_id"] for i in ids]))
 
@@ -67,7 +67,7 @@ def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
     metrics = json.loads((Path(folder) / "metrics.json").read_text())
     preds = read_predictions(folder)
     ids = sorted(preds)
-    y, s, shapes = _arrays(preds, ids)
+    y, s, shapes = score_arrays(preds, ids)
     auc = shape_bootstrap(y, s, shapes, replicates, seed) if len(np.unique(y)) == 2 else None
     return {"metrics": metrics, "auc": auc, "ids": ids, "preds": preds, "shapes": len(set(shapes)), "n": len(ids)}
 
@@ -76,16 +76,16 @@ def paired_auc(a: dict, b: dict, replicates: int) -> Interval | None:
     ids = sorted(set(a["ids"]) & set(b["ids"]))
     if not ids:
         return None
-    y, sa, shapes = _arrays(a["preds"], ids)
-    _, sb, _ = _arrays(b["preds"], ids)
+    y, sa, shapes = score_arrays(a["preds"], ids)
+    _, sb, _ = score_arrays(b["preds"], ids)
     return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
 
 
 def _normal_score_changes(own: dict[str, dict], shuffled: dict[str, dict]) -> tuple[np.ndarray, np.ndarray]:
     """Per normal query scored both ways (predictions by sample id): shuffled minus own score, and its shape."""
     ids = [i for i in sorted(set(own) & set(shuffled)) if own[i]["label"] == "0"]
-    _, s_own, shapes = _arrays(own, ids)
-    _, s_shuf, _ = _arrays(shuffled, ids)
+    _, s_own, shapes = score_arrays(own, ids)
+    _, s_shuf, _ = score_arrays(shuffled, ids)
     return s_shuf - s_own, shapes
 
 
@@ -158,7 +158,7 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
     for row, r in rows.items():
-        y, s, _ = _arrays(r["preds"], r["ids"])
+        y, s, _ = score_arrays(r["preds"], r["ids"])
         if len(np.unique(y)) == 2:
             fpr, tpr, _ = roc_curve(y, s)
             ax.plot(fpr, tpr, lw=1.8, label=f"{row_label(row)} (AUC {100 * r['auc'].value:.1f})")

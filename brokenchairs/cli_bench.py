@@ -105,20 +105,27 @@ def report_cmd(runs, out):
 
 
 @click.command("compare")
-@click.argument("a", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("b", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("a")
+@click.argument("b")
 @click.option("--replicates", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Bootstrap replicates over test shapes.")
 def compare_cmd(a, b, replicates):
     """Two eval folders of the same queries: AUCs with 95% intervals, the paired difference A - B and,
     when B is A's checkpoint scored with --shuffle-references, how normal queries' scores move.
 
+    A or B may name several eval folders of one model, comma-separated (checkpoints of several epochs
+    or seeds): a checkpoint ensemble, each query scored by its mean rank over them.
+
     \b
     Example: brokenchairs compare runs/cmt/eval runs/cmt/eval-shuffled
+             brokenchairs compare evals/cmt-e10,evals/cmt-e12 evals/resnet-e10,evals/resnet-e12
     """
     from brokenchairs.benchmark.compare import compare_evals
 
-    click.echo(compare_evals(a, b, replicates), nl=False)
+    def folders(arg: str) -> list[Path]:
+        return [Path(p) for p in arg.split(",") if p]
+
+    click.echo(compare_evals(folders(a), folders(b), replicates), nl=False)
 
 
 @click.command("predict")

@@ -93,3 +93,55 @@ def test_reference_sensitivity_counts_normal_queries_whose_score_rises_with_a_wr
     apart = _eval_folder(tmp_path / "apart", [f"x{i}" for i in range(n)], shapes, labels, shuf)
     res = CliRunner().invoke(main, ["compare", str(a), str(apart)])
     assert res.exit_code != 0 and "no query in common" in res.output and "Traceback" not in res.output
+
+
+def test_compare_of_checkpoint_ensembles_rank_averages_scores_and_refuses_mixed_members(tmp_path):
+    """Several eval folders on one side of ``compare`` are one checkpoint ensemble: each query scored by
+    its mean rank over the folders (AUC equal to sklearn's on those ranks), the wrong-reference change
+    read on mean raw scores, and folders of another model or other queries refused in one line."""
+    import json
+
+    from click.testing import CliRunner
+    from scipy.stats import rankdata
+
+    from brokenchairs.benchmark.compare import compare_evals, ensemble_summary
+    from brokenchairs.benchmark.table2 import row_summary
+    from brokenchairs.cli import main
+
+    rng = np.random.default_rng(3)
+    n = 90
+    ids, shapes = [f"q{i:03d}" for i in range(n)], [f"s{i // 5}" for i in range(n)]
+    labels = (np.arange(n) % 3 == 0).astype(int)
+    signal = labels * 0.3
+    own = [np.clip(signal + rng.normal(0.3, 0.2, n), 0, 1).round(6) for _ in range(3)]
+    own[1] = (own[1] * 0.1).round(6)  # another calibration: ranks are unchanged by it, raw means are not
+    shuf = [np.clip(o + 0.05, 0, 1).round(6) for o in own]
+    a = [_eval_folder(tmp_path / f"e{k}", ids, shapes, labels, o, checkpoint=f"e{k}.pt") for k, o in enumerate(own)]
+    b = [_eval_folder(tmp_path / f"e{k}-shuf", ids, shapes, labels, s, checkpoint=f"e{k}.pt", shuffled=True)
+         for k, s in enumerate(shuf)]
+
+    ens = ensemble_summary(a, replicates=100)
+    ranks = np.mean([rankdata(o) / n for o in own], axis=0)
+    assert ens["auc"].value == pytest.approx(roc_auc_score(labels, ranks)) and ens["members"] == 3
+    # one member, or one member twice, is that member's AUC
+    one = row_summary(a[0], 100)["auc"].value
+    assert ensemble_summary([a[0], a[0]], 100)["auc"].value == pytest.approx(one)
+
+    text = compare_evals(a, b, replicates=200)
+    assert "ensemble of 3 evaluations" in text and "wrong reference" in text
+    normal = labels == 0
+    change = (np.mean(shuf, axis=0) - np.mean(own, axis=0))[normal].mean()
+    assert f"mean score change {100 * change:+.1f} [" in text
+    # only the same checkpoints scored both ways give the wrong-reference line
+    assert "wrong reference" not in compare_evals(a, b[:2], replicates=50)
+
+    res = CliRunner().invoke(main, ["compare", ",".join(map(str, a)), ",".join(map(str, b)), "--replicates", "50"])
+    assert res.exit_code == 0 and "ensemble of 3 evaluations" in res.output, res.output
+
+    other_model = _eval_folder(tmp_path / "resnet", ids, shapes, labels, own[0])
+    meta = json.loads((other_model / "metrics.json").read_text())
+    (other_model / "metrics.json").write_text(json.dumps(dict(meta, model="resnet18-fpn")))
+    fewer = _eval_folder(tmp_path / "fewer", ids[:-1], shapes[:-1], labels[:-1], own[0][:-1])
+    for bad, words in ((other_model, "an ensemble is of one model"), (fewer, "other queries"), (b[0], "shuffled")):
+        res = CliRunner().invoke(main, ["compare", f"{a[0]},{bad}", str(a[1])])
+        assert res.exit_code == 2 and words in res.output and str(bad) in res.output and "Traceback" not in res.output
