@@ -107,25 +107,24 @@ def contrast(anchors: torch.Tensor, keys: torch.Tensor, owner: torch.Tensor, sha
     return F.cross_entropy(logits.masked_fill(~allowed, float("-inf")), target)
 
 
-def _pick(n: int, m: int, generator: torch.Generator | None) -> torch.Tensor:
-    return torch.randperm(n, generator=generator)[:m]
-
-
 def query_view_pairs(zq: torch.Tensor, q_valid: torch.Tensor, zv_b: torch.Tensor, v_valid_b: torch.Tensor, points: int,
                      generator: torch.Generator | None = None) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """Per sample: (sample, query patches, pseudo-matched patches of view b) (Eq. 13).
 
-    zq (B,nq,c), q_valid (B,nq), zv_b (B,np,c) online features of view b, v_valid_b (B,np)."""
-    pairs = []
-    for s in range(zq.shape[0]):
-        fg = torch.nonzero(q_valid[s]).squeeze(1)
-        if len(fg) == 0 or not v_valid_b[s].any():
-            continue
-        sel = fg[_pick(len(fg), points, generator).to(fg.device)]
-        with torch.no_grad():
-            sim = (zq[s, sel] @ zv_b[s].T).masked_fill(~v_valid_b[s][None], float("-inf"))
-            pairs.append((s, sel, sim.argmax(-1)))
-    return pairs
+    zq (B,nq,c), q_valid (B,nq), zv_b (B,np,c) online features of view b, v_valid_b (B,np).
+    Each sample's query patches are a uniform random subset of min(points, its valid patches): the
+    valid cells of largest random key (drawn from ``generator`` on the CPU). The whole batch at once;
+    one synchronisation (the per-sample counts) at the end."""
+    B, nq = q_valid.shape
+    key = torch.rand(B, nq, generator=generator).to(q_valid.device).masked_fill(~q_valid, -1.0)
+    sel = key.topk(min(points, nq), dim=1).indices  # valid cells first (keys >= 0), in random order
+    chosen = q_valid.gather(1, sel) & v_valid_b.any(1, keepdim=True)  # a prefix of each row
+    with torch.no_grad():
+        zs = zq.gather(1, sel[..., None].expand(-1, -1, zq.shape[-1]))
+        sim = torch.einsum("bkc,bpc->bkp", zs, zv_b).masked_fill(~v_valid_b[:, None], float("-inf"))
+        match = sim.argmax(-1)
+    counts = chosen.sum(1).tolist()
+    return [(s, sel[s, :c], match[s, :c]) for s, c in enumerate(counts) if c]
 
 
 def view_view_pairs(v_valid_a: torch.Tensor, xyz_a: torch.Tensor, v_valid_b: torch.Tensor, K_b: torch.Tensor,

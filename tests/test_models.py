@@ -212,6 +212,35 @@ def test_contrast_negatives_are_own_pair_and_other_objects_only():
     assert aligned < contrast(z, z.roll(1, 0), owner, shape, key_id, 0.1)
 
 
+def test_query_view_pairs_pick_a_uniform_subset_of_valid_patches_for_the_whole_batch_at_once():
+    """Eq. 13's pseudo-labels batched: each sample gets min(points, its valid query patches) distinct valid
+    patches, each matched to its most similar valid patch of view b; samples without a valid query or view
+    patch get none; over many draws every valid patch is picked equally often (a uniform subset)."""
+    g = torch.Generator().manual_seed(4)
+    B, nq, n_v, c, points = 5, 40, 30, 8, 6
+    zq, zv = torch.randn(B, nq, c, generator=g), torch.randn(B, n_v, c, generator=g)
+    q_valid, v_valid = torch.rand(B, nq, generator=g) < 0.5, torch.rand(B, n_v, generator=g) < 0.6
+    q_valid[1] = False  # no valid query patch
+    v_valid[2] = False  # no valid view patch
+    q_valid[3] = False
+    q_valid[3, [4, 9, 17]] = True  # fewer valid patches than points
+    pairs = query_view_pairs(zq, q_valid, zv, v_valid, points, g)
+    assert [s for s, _, _ in pairs] == [0, 3, 4]
+    for s, a, b in pairs:
+        assert q_valid[s, a].all() and len(set(a.tolist())) == len(a) == min(points, int(q_valid[s].sum()))
+        sim = (zq[s, a] @ zv[s].T).masked_fill(~v_valid[s][None], float("-inf"))
+        assert torch.equal(b, sim.argmax(-1)) and v_valid[s, b].all()
+    assert sorted(pairs[1][1].tolist()) == [4, 9, 17]
+    # uniform: 10 valid cells, 3 picked per draw, 3000 draws -> each cell about 900 times
+    one = torch.zeros(1, nq, dtype=torch.bool)
+    one[0, :10] = True
+    counts = torch.zeros(nq)
+    for _ in range(3000):
+        (_, a, _), = query_view_pairs(zq[:1], one, zv[:1], torch.ones(1, n_v, dtype=torch.bool), 3, g)
+        counts[a] += 1
+    assert counts[10:].sum() == 0 and (counts[:10] - 900).abs().max() < 90
+
+
 def test_vlfa_losses_prefer_aligned_features():
     g = torch.Generator().manual_seed(0)
     B, n, c = 2, 64, 32
