@@ -222,12 +222,15 @@ def _pool(jobs: int, tasks: list) -> None:
 
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
-                     echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None) -> Path:
+                     echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None,
+                     data: Path | None = None) -> Path:
     """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
     apply to trainings not yet started, a resumed run keeping its saved config). ``device``: where
     every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU). ``seeds``:
     trainings per row (default: the recipe's); replicate k trains into ``runs/ROW.seedK`` with the
-    training seed + k, and the report adds the spread over trainings."""
+    training seed + k, and the report adds the spread over trainings. ``data``: a dataset already
+    generated (queries complete, views of every shape) to train and score on instead of generating
+    ``OUT/data``; its test split is the unseen shapes."""
     from brokenchairs.benchmark.device import resolve_device
     from brokenchairs.benchmark.table2 import write_table2
 
@@ -238,15 +241,25 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         recipe = replace(recipe, seeds=seeds)
     for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
         wanted_epochs(recipe, row)
+    given = None if data is None else Path(data)
+    if given is not None and _dataset_done(given) != (True, True):
+        raise InputError(given, "--data is not a complete dataset (generate's queries and render-views' views of every "
+                               "shape, as dataset.json lists them)")
     jobs = jobs or recipe.jobs
     device = resolve_device(device)
     out = Path(out)
     run = Runner(out, echo)
-    echo(f"reproduce table2 --preset {preset}: {recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}, "
+    source = f"the dataset {given}" if given is not None else \
+        f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}"
+    echo(f"reproduce table2 --preset {preset}: {source}, "
          f"rows {', '.join(recipe.rows)}" + (f", {recipe.seeds} trainings each" if recipe.seeds > 1 else "")
          + f", {jobs} job(s) at a time on {device} -> {out}")
-    data = out / "data"
-    make_data(run, recipe, data, None, "procedural", recipe.split_ratios)
+    if given is None:
+        data = out / "data"
+        make_data(run, recipe, data, None, "procedural", recipe.split_ratios)
+    else:
+        data = given
+        run.skip("generate-procedural", f"given ({data})")
     real = partnet_dir(partnet) if recipe.ood else None
     ood = out / "data-partnet" if real is not None else None
     if real is not None:
@@ -301,6 +314,6 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
             evals.append(lambda cores, threads, name=name, kind=kind, args=args:
                          run.run(f"eval-{name}-{kind}", args, threads=threads, cores=cores))
     _pool(jobs, evals)
-    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device)
+    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device, data=given)
     echo(f"-> {path}")
     return path

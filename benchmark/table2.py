@@ -170,9 +170,11 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None, device: str | None = None) -> Path:
+def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None, device: str | None = None,
+                 data: Path | None = None) -> Path:
     """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds;
-    ``device``: where the trainings and evaluations ran (named in the report)."""
+    ``device``: where the trainings and evaluations ran (named in the report); ``data``: the dataset
+    given to ``reproduce table2 --data`` (None: the recipe's own procedural chairs)."""
     out = Path(out)
     runs = out / "runs"
     rep = recipe.bootstrap
@@ -186,8 +188,11 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
     boxes = any(r["metrics"].get("box_ap50") is not None for r in test.values())  # columns only with a box head
     box_cols = ["Box AP50", "BoxAcc"] if boxes else []
     sets = "".join(f" --set {k}={v}" for k, v in recipe.user_sets.items())
-    lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}{sets}`)", "",
-             f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}; test split: "
+    given = f" --data {data}" if data is not None else ""
+    source = f"the dataset {data}" if data is not None else \
+        f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}"
+    lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}{given}{sets}`)", "",
+             f"{source}; test split: "
              f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
              f"{recipe.views_test} reference views per query at test time. AUC and accuracy in %, "
              f"[95% interval] from {rep} bootstrap replicates over test shapes."

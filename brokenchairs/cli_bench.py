@@ -164,6 +164,9 @@ def reproduce_group():
 @click.option("--partnet", type=click.Path(path_type=Path), default=None,
               help="Real PartNet chairs for the out-of-domain rows [default: $BROKENCHAIRS_PARTNET, "
                    "else ../shared/data/partnet-chairs if present].")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="A dataset already generated (queries and views) to train and score on instead of generating "
+                   "OUT/data; its test split is the unseen shapes.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Trainings side by side [default: the preset's].")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="A training option for every row, e.g. --set epochs=10: finished runs are extended to it; other "
@@ -172,7 +175,7 @@ def reproduce_group():
               help="Trainings per row, training seeds +0, +1, ... [default: the preset's, 1]: the report adds the "
                    "spread a second training shows; finished trainings are kept.")
 @DEVICE
-def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device, seeds):
+def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds):
     """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
 
     \b
@@ -180,13 +183,14 @@ def reproduce_table2_cmd(preset, out, partnet, jobs, sets, device, seeds):
              brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --set epochs=6   # then longer
              brokenchairs reproduce table2 --preset paper --out runs/table2-paper --device cuda
              brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --seeds 3   # each row 3 times
+             brokenchairs reproduce table2 --preset cpu --data data/big --out runs/big --device cuda
     A second call skips what is done and resumes an interrupted training.
     """
     from brokenchairs.benchmark.reproduce import reproduce_table2
     from brokenchairs.config import parse_sets
 
     reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device,
-                     seeds=seeds)
+                     seeds=seeds, data=data)
 
 
 COMMANDS = (train_cmd, eval_cmd, report_cmd, compare_cmd, predict_cmd, reproduce_group)

@@ -4,6 +4,7 @@ its rows, intervals and the shuffled-reference control, and a second call skips 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -67,10 +68,24 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert change[1] is not None and "wrong_reference_change" not in report["rows"]["resnet18-fpn"]["seeds"]
     assert not (out / "runs" / "cmt.seed1" / "eval-partnet").exists()  # out of domain: the first training only
     assert "A second training" in (out / "table2.md").read_text() and report["seeds"] == 2
+    # --data: another run folder trains and scores on this dataset, generating nothing
+    other = tmp_path / "t2-given"
+    given = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(other), "--data",
+                                      str(out / "data"), "--device", "cpu"])
+    assert given.exit_code == 0, given.output + repr(given.exception)
+    assert f"generate-procedural: given ({out / 'data'}), skipped" in given.output and not (other / "data").exists()
+    assert "running" not in "".join(l for l in given.output.splitlines(True) if "generate" in l or "views-proc" in l)
+    assert f"--data {out / 'data'}" in (other / "table2.md").read_text()
+    scored_on = json.loads((other / "runs" / "cmt" / "eval-test" / "metrics.json").read_text())["data"]
+    assert Path(scored_on).resolve() == (out / "data").resolve()
 
 
 def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
     out = tmp_path / "t2"
     res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epoch=2"])
     assert res.exit_code == 2 and "unknown training option 'epoch'" in res.stderr, res.stderr
+    assert not out.exists()
+    # a --data folder that is no complete dataset: one line naming it, nothing written
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--data", str(tmp_path)])
+    assert res.exit_code == 2 and "--data is not a complete dataset" in res.stderr and str(tmp_path) in res.stderr
     assert not out.exists()
