@@ -31,7 +31,10 @@ def _name(r: dict) -> str:
 
 def _member(folder: Path) -> dict:
     preds = read_predictions(folder)
-    return {"metrics": json.loads((Path(folder) / "metrics.json").read_text()), "preds": preds, "ids": sorted(preds)}
+    meta = Path(folder) / "metrics.json"
+    if not meta.is_file():
+        raise InputError(meta, "missing: run brokenchairs eval into this folder first")
+    return {"metrics": json.loads(meta.read_text()), "preds": preds, "ids": sorted(preds)}
 
 
 def ensemble_summary(folders: list[Path], replicates: int) -> dict:

@@ -123,7 +123,10 @@ def compare_cmd(a, b, replicates):
     from brokenchairs.benchmark.compare import compare_evals
 
     def folders(arg: str) -> list[Path]:
-        return [Path(p) for p in arg.split(",") if p]
+        found = [Path(p) for p in arg.split(",") if p]
+        if not found:
+            raise click.BadParameter(f"{arg!r} names no eval folder")
+        return found
 
     click.echo(compare_evals(folders(a), folders(b), replicates), nl=False)
 
