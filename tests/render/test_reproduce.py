@@ -74,7 +74,7 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
                                       str(out / "data"), "--device", "cpu"])
     assert given.exit_code == 0, given.output + repr(given.exception)
     assert f"generate-procedural: given ({out / 'data'}), skipped" in given.output and not (other / "data").exists()
-    assert "running" not in "".join(l for l in given.output.splitlines(True) if "generate" in l or "views-proc" in l)
+    assert "running" not in "".join(line for line in given.output.splitlines(True) if "generate" in line or "views-proc" in line)
     assert f"--data {out / 'data'}" in (other / "table2.md").read_text()
     scored_on = json.loads((other / "runs" / "cmt" / "eval-test" / "metrics.json").read_text())["data"]
     assert Path(scored_on).resolve() == (out / "data").resolve()
