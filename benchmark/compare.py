@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import json
-
 import numpy as np
 from scipy.stats import rankdata
 
 from brokenchairs.benchmark.bootstrap import shape_bootstrap
-from brokenchairs.benchmark.table2 import (fmt_interval, paired_auc, read_predictions, reference_sensitivity, row_label,
+from brokenchairs.benchmark.table2 import (fmt_interval, paired_auc, read_eval, reference_sensitivity, row_label,
                                            row_summary, score_arrays)
 from brokenchairs.errors import InputError
 
@@ -29,19 +27,11 @@ def _name(r: dict) -> str:
     return name + (f", ensemble of {r['members']} evaluations" if r.get("members", 1) > 1 else "")
 
 
-def _member(folder: Path) -> dict:
-    preds = read_predictions(folder)
-    meta = Path(folder) / "metrics.json"
-    if not meta.is_file():
-        raise InputError(meta, "missing: run brokenchairs eval into this folder first")
-    return {"metrics": json.loads(meta.read_text()), "preds": preds, "ids": sorted(preds)}
-
-
 def ensemble_summary(folders: list[Path], replicates: int) -> dict:
     """``row_summary`` of several evaluations of the same queries by one model, scores rank-averaged.
 
     Refuses folders of another model, of other queries, or that mix own and shuffled references."""
-    rows = [_member(f) for f in folders]
+    rows = [read_eval(f) for f in folders]
     first, ids = rows[0], rows[0]["ids"]
     for f, r in zip(folders[1:], rows[1:]):
         if r["metrics"]["model"] != first["metrics"]["model"]:

@@ -232,7 +232,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     generated (queries complete, views of every shape) to train and score on instead of generating
     ``OUT/data``; its test split is the unseen shapes."""
     from brokenchairs.benchmark.device import resolve_device
-    from brokenchairs.benchmark.table2 import write_table2
+    from brokenchairs.benchmark.table2 import data_source, write_table2
 
     recipe = replace(Recipe.load(preset), user_sets=dict(sets or {}))
     if seeds is not None:
@@ -249,9 +249,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     device = resolve_device(device)
     out = Path(out)
     run = Runner(out, echo)
-    source = f"the dataset {given}" if given is not None else \
-        f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}"
-    echo(f"reproduce table2 --preset {preset}: {source}, "
+    echo(f"reproduce table2 --preset {preset}: {data_source(recipe, given)}, "
          f"rows {', '.join(recipe.rows)}" + (f", {recipe.seeds} trainings each" if recipe.seeds > 1 else "")
          + f", {jobs} job(s) at a time on {device} -> {out}")
     if given is None:

@@ -63,10 +63,18 @@ def row_label(row: str) -> str:
     return f"{base} ({variant})" if variant else base
 
 
-def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
-    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+def read_eval(folder: Path) -> dict:
+    """An eval folder as ``brokenchairs eval`` writes it: its metrics, predictions by sample id, sorted ids."""
     preds = read_predictions(folder)
-    ids = sorted(preds)
+    meta = Path(folder) / "metrics.json"
+    if not meta.is_file():
+        raise InputError(meta, "missing: run brokenchairs eval into this folder first")
+    return {"metrics": json.loads(meta.read_text()), "preds": preds, "ids": sorted(preds)}
+
+
+def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
+    ev = read_eval(folder)
+    metrics, preds, ids = ev["metrics"], ev["preds"], ev["ids"]
     y, s, shapes = score_arrays(preds, ids)
     auc = shape_bootstrap(y, s, shapes, replicates, seed) if len(np.unique(y)) == 2 else None
     return {"metrics": metrics, "auc": auc, "ids": ids, "preds": preds, "shapes": len(set(shapes)), "n": len(ids)}
@@ -170,6 +178,13 @@ def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
     plt.close(fig)
 
 
+def data_source(recipe, data: Path | None) -> str:
+    """The data of a run in words: the dataset given to ``--data``, else the recipe's procedural chairs."""
+    if data is not None:
+        return f"the dataset {data}"
+    return f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}"
+
+
 def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None, device: str | None = None,
                  data: Path | None = None) -> Path:
     """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds;
@@ -189,8 +204,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
     box_cols = ["Box AP50", "BoxAcc"] if boxes else []
     sets = "".join(f" --set {k}={v}" for k, v in recipe.user_sets.items())
     given = f" --data {data}" if data is not None else ""
-    source = f"the dataset {data}" if data is not None else \
-        f"{recipe.shapes} procedural chairs at {recipe.resolution}x{recipe.resolution}"
+    source = data_source(recipe, data)
     lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}{given}{sets}`)", "",
              f"{source}; test split: "
              f"{any_test['n']} queries of {any_test['shapes']} shapes never seen in training; "
