@@ -9,14 +9,16 @@ every stage is exactly what a user would type:
    thread count (one thread per job: on 2 cores two one-thread trainings side by side do more
    work than one two-thread training);
 4. ``eval`` each row on the unseen test shapes, with shuffled references (view models), and out
-   of domain;
+   of domain; with ``score_epochs`` also the checkpoints of those epochs (test and shuffled), for
+   the report's checkpoint ensembles;
 5. ``table2.md`` (``benchmark.table2``): the rows with 95% intervals from a bootstrap over test
    shapes, CMT minus the query-only row with its paired interval, per-type AUC, the
    shuffled-reference drop, the real-chair rows, ROC curves and an examples sheet.
 
 A second call skips what is done: generate/render-views skip complete shards; a training with a
 ``complete.json`` is skipped and one with a ``last.pt`` resumes; an evaluation with a
-``metrics.json`` is skipped. Each stage prints one progress line and logs to ``OUT/logs/``.
+``metrics.json`` is skipped (a training extended by ``--set epochs=N`` is rescored at its new last
+epoch; the scores of its earlier epochs' checkpoints stay valid and are kept). Each stage prints one progress line and logs to ``OUT/logs/``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from brokenchairs.benchmark.table2 import row_model, seed_folder
+from brokenchairs.benchmark.table2 import checkpoint_evals, row_model, seed_folder
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
@@ -62,6 +64,7 @@ class Recipe:
     user_sets: dict = field(default_factory=dict)  # reproduce's own --set: every row, over the recipe's
     ood: bool = True
     seeds: int = 1  # trainings per row (training seeds base, base+1, ...): the spread a second training shows
+    score_epochs: tuple[int, ...] = ()  # checkpoints (epochs) also scored, for the report's checkpoint ensembles
 
     @classmethod
     def load(cls, name: str) -> Recipe:
@@ -70,6 +73,7 @@ class Recipe:
             raise InputError(None, f"unknown reproduce preset {name!r}; known: {', '.join(presets)}")
         data = {k: v for k, v in presets[name].items() if not k.startswith("_")}
         data["rows"] = tuple(data["rows"])
+        data["score_epochs"] = tuple(data.get("score_epochs", ()))
         unknown = [r for r in data["rows"] if row_model(r) not in REGISTRY]
         if unknown:
             raise InputError(None, f"preset {name}: unknown model row {unknown[0]!r}")
@@ -197,6 +201,20 @@ def _train_args(recipe: Recipe, row: str, data: Path, run_dir: Path, device: str
     return args
 
 
+LAST_EVALS = ("eval-test", "eval-shuffled", "eval-partnet")  # the scores of last.pt, stale once a training is extended
+
+
+def check_score_epochs(recipe: Recipe) -> None:
+    """Every scored epoch is one each row's training reaches (one line naming the first that is not)."""
+    for e in recipe.score_epochs:
+        if e < 1:
+            raise InputError(None, f"--score-epochs: epochs count from 1, got {e}")
+        for row in recipe.rows:
+            if e > wanted_epochs(recipe, row):
+                raise InputError(None, f"--score-epochs {e} is past the {wanted_epochs(recipe, row)} epochs row {row} "
+                                       "trains (raise them with --set epochs=N)")
+
+
 def _pool(jobs: int, tasks: list) -> None:
     """Run (fn, slot) tasks ``jobs`` at a time; slot k gets core set k of the machine's cores."""
     cores = sorted(os.sched_getaffinity(0))
@@ -223,14 +241,16 @@ def _pool(jobs: int, tasks: list) -> None:
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
                      echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None,
-                     data: Path | None = None) -> Path:
+                     data: Path | None = None, score_epochs: tuple[int, ...] | None = None) -> Path:
     """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
     apply to trainings not yet started, a resumed run keeping its saved config). ``device``: where
     every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU). ``seeds``:
     trainings per row (default: the recipe's); replicate k trains into ``runs/ROW.seedK`` with the
     training seed + k, and the report adds the spread over trainings. ``data``: a dataset already
     generated (queries complete, views of every shape) to train and score on instead of generating
-    ``OUT/data``; its test split is the unseen shapes."""
+    ``OUT/data``; its test split is the unseen shapes. ``score_epochs``: checkpoints (epochs) scored
+    besides the last, each training's ``epoch-NNN.pt`` with its own and with shuffled references;
+    the report adds each row's checkpoint ensemble over them (default: the recipe's, none)."""
     from brokenchairs.benchmark.device import resolve_device
     from brokenchairs.benchmark.table2 import data_source, write_table2
 
@@ -239,8 +259,11 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         if seeds < 1:
             raise InputError(None, f"--seeds must be at least 1, got {seeds}")
         recipe = replace(recipe, seeds=seeds)
+    if score_epochs is not None:
+        recipe = replace(recipe, score_epochs=tuple(sorted(set(score_epochs))))
     for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
         wanted_epochs(recipe, row)
+    check_score_epochs(recipe)
     given = None if data is None else Path(data)
     if given is not None and _dataset_done(given) != (True, True):
         raise InputError(given, "--data is not a complete dataset (generate's queries and render-views' views of every "
@@ -276,8 +299,8 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         if done >= want:
             run.skip(f"train-{name}", f"complete ({done} epochs)")
             continue
-        for stale in rd.glob("eval-*"):  # scores of the shorter training
-            shutil.rmtree(stale)
+        for stale in LAST_EVALS:  # last.pt's scores of the shorter training (earlier epochs' checkpoints are unchanged)
+            shutil.rmtree(rd / stale, ignore_errors=True)
         (rd / "complete.json").unlink(missing_ok=True)
 
         def task(cores, threads, row=row, k=k, name=name, rd=rd):
@@ -297,20 +320,26 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     for row, k in replicates:
         name = seed_folder(row, k)
         rd = runs / name
-        kinds = [("test", data, [])]
-        if REGISTRY[row_model(row)].views and test_shapes >= 2:
-            kinds.append(("shuffled", data, ["--shuffle-references"]))
+        shuffle = REGISTRY[row_model(row)].views and test_shapes >= 2
+        shuffled = ["--shuffle-references"]
+        # (eval folder, checkpoint, data, extra eval options): last.pt, then the --score-epochs checkpoints
+        scored = [("eval-test", "last.pt", data, [])] + ([("eval-shuffled", "last.pt", data, shuffled)] if shuffle else [])
         if ood is not None and k == 0:  # out of domain: the first training of each row
-            kinds.append(("partnet", ood, []))
-        for kind, root, extra in kinds:
-            target = rd / f"eval-{kind}"
+            scored.append(("eval-partnet", "last.pt", ood, []))
+        for e in recipe.score_epochs:
+            own_folder, shuffled_folder = checkpoint_evals(e)
+            scored.append((own_folder, f"epoch-{e:03d}.pt", data, []))
+            if shuffle:
+                scored.append((shuffled_folder, f"epoch-{e:03d}.pt", data, shuffled))
+        for folder, checkpoint, root, extra in scored:
+            target, stage = rd / folder, folder.replace("eval-", f"eval-{name}-", 1)
             if (target / "metrics.json").is_file():
-                run.skip(f"eval-{name}-{kind}", "done")
+                run.skip(stage, "done")
                 continue
-            args = ["eval", "--checkpoint", str(rd / "last.pt"), "--data", str(root), "--split", "test", "--views",
+            args = ["eval", "--checkpoint", str(rd / checkpoint), "--data", str(root), "--split", "test", "--views",
                     str(recipe.views_test), "--out", str(target), "--device", device, *extra]
-            evals.append(lambda cores, threads, name=name, kind=kind, args=args:
-                         run.run(f"eval-{name}-{kind}", args, threads=threads, cores=cores))
+            evals.append(lambda cores, threads, stage=stage, args=args:
+                         run.run(stage, args, threads=threads, cores=cores))
     _pool(jobs, evals)
     path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device, data=given)
     echo(f"-> {path}")

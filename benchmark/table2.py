@@ -1,7 +1,8 @@
 """The evidence report of ``reproduce table2``: ``table2.md``, ``table2.json``, ``roc.png``, ``examples.png``.
 
 Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``predictions.csv`` and
-``metrics.json`` as ``brokenchairs eval`` writes them). Every AUC carries a 95% interval from a
+``metrics.json`` as ``brokenchairs eval`` writes them; with ``--score-epochs`` also each scored
+checkpoint's ``eval-{test,shuffled}-eNNN/``, read as checkpoint ensembles). Every AUC carries a 95% interval from a
 bootstrap over test shapes (``benchmark.bootstrap``); differences between two scorings of the same
 images (a row minus the query-only row, CMT minus CMT with shuffled references) carry the paired
 interval. ``reference_sensitivity`` compares each normal query's score with its own and with another
@@ -10,16 +11,16 @@ shape's reference: whether the model responds to a wrong reference, beside wheth
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap, shape_mean
+from brokenchairs.benchmark.ensemble import summary
+from brokenchairs.benchmark.evals import (fmt_interval, normal_score_changes, paired_auc, read_predictions,
+                                          reference_sensitivity, row_summary, score_arrays)
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES as TYPES
-from brokenchairs.errors import InputError
 from brokenchairs.models.registry import REGISTRY
 
 
@@ -33,24 +34,9 @@ def seed_folder(row: str, replicate: int) -> str:
     return row if replicate == 0 else f"{row}.seed{replicate}"
 
 
-def read_predictions(folder: Path) -> dict[str, dict]:
-    path = Path(folder) / "predictions.csv"
-    if not path.is_file():
-        raise InputError(path, "missing: run brokenchairs eval into this folder first")
-    with path.open() as f:
-        return {r["sample_id"]: r for r in csv.DictReader(f)}
-
-
-def score_arrays(preds: dict[str, dict], ids: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (np.array([int(preds[i]["label"]) for i in ids]), np.array([float(preds[i]["score"]) for i in ids]),
-            np.array([preds[i]["shape_id"] for i in ids]))
-
-
-def fmt_interval(iv: Interval | None, signed: bool = False) -> str:
-    if iv is None:
-        return "-"
-    f = "{:+.1f}" if signed else "{:.1f}"
-    return f"{f.format(100 * iv.value)} [{f.format(100 * iv.low)}, {f.format(100 * iv.high)}]"
+def checkpoint_evals(epoch: int) -> tuple[str, str]:
+    """The eval folders of a training's epoch-``epoch`` checkpoint: own and shuffled references."""
+    return f"eval-test-e{epoch:03d}", f"eval-shuffled-e{epoch:03d}"
 
 
 def _pct(v) -> str:
@@ -63,59 +49,12 @@ def row_label(row: str) -> str:
     return f"{base} ({variant})" if variant else base
 
 
-def read_eval(folder: Path) -> dict:
-    """An eval folder as ``brokenchairs eval`` writes it: its metrics, predictions by sample id, sorted ids."""
-    preds = read_predictions(folder)
-    meta = Path(folder) / "metrics.json"
-    if not meta.is_file():
-        raise InputError(meta, "missing: run brokenchairs eval into this folder first")
-    return {"metrics": json.loads(meta.read_text()), "preds": preds, "ids": sorted(preds)}
-
-
-def row_summary(folder: Path, replicates: int, seed: int = 0) -> dict:
-    ev = read_eval(folder)
-    metrics, preds, ids = ev["metrics"], ev["preds"], ev["ids"]
-    y, s, shapes = score_arrays(preds, ids)
-    auc = shape_bootstrap(y, s, shapes, replicates, seed) if len(np.unique(y)) == 2 else None
-    return {"metrics": metrics, "auc": auc, "ids": ids, "preds": preds, "shapes": len(set(shapes)), "n": len(ids)}
-
-
-def paired_auc(a: dict, b: dict, replicates: int) -> Interval | None:
-    ids = sorted(set(a["ids"]) & set(b["ids"]))
-    if not ids:
-        return None
-    y, sa, shapes = score_arrays(a["preds"], ids)
-    _, sb, _ = score_arrays(b["preds"], ids)
-    return paired_difference(y, sa, sb, shapes, replicates) if len(np.unique(y)) == 2 else None
-
-
-def _normal_score_changes(own: dict[str, dict], shuffled: dict[str, dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Per normal query scored both ways (predictions by sample id): shuffled minus own score, and its shape."""
-    ids = [i for i in sorted(set(own) & set(shuffled)) if own[i]["label"] == "0"]
-    _, s_own, shapes = score_arrays(own, ids)
-    _, s_shuf, _ = score_arrays(shuffled, ids)
-    return s_shuf - s_own, shapes
-
-
-def reference_sensitivity(own: dict, shuffled: dict, replicates: int) -> dict | None:
-    """Over the normal queries scored both ways (``row_summary`` of the same model's own-reference
-    and shuffled-reference evaluations): ``rises``, the share whose anomaly score is higher with
-    another shape's reference (ties count half; 0.5 for a model that ignores the reference), and
-    ``change``, the mean score difference (shuffled minus own). A model that compares the photo with
-    the reference should call a normal chair anomalous when shown a different chair."""
-    d, shapes = _normal_score_changes(own["preds"], shuffled["preds"])
-    if not len(d):
-        return None
-    rises = np.where(d > 0, 1.0, np.where(d == 0, 0.5, 0.0))
-    return {"rises": shape_mean(rises, shapes, replicates), "change": shape_mean(d, shapes, replicates), "n": len(d)}
-
-
 def _score_change(run: Path) -> float | None:
     """A run's mean wrong-reference score change of normal test queries (None before both evaluations)."""
     own, shuffled = run / "eval-test", run / "eval-shuffled"
     if not ((own / "predictions.csv").is_file() and (shuffled / "predictions.csv").is_file()):
         return None
-    d, _ = _normal_score_changes(read_predictions(own), read_predictions(shuffled))
+    d, _ = normal_score_changes(read_predictions(own), read_predictions(shuffled))
     return float(d.mean()) if len(d) else None
 
 
@@ -155,6 +94,64 @@ def _spread_cell(entry: dict | None, signed: bool = False) -> str:
     mean = "-" if entry["mean"] is None else f.format(100 * entry["mean"])
     sd = "" if entry["sd"] is None else f" ± {100 * entry['sd']:.1f}"
     return f"{values} (mean {mean}{sd})"
+
+
+def ensemble_rows(runs: Path, recipe, replicates: int) -> dict[str, dict]:
+    """Per row, the checkpoint ensemble of its ``recipe.score_epochs`` checkpoints over its
+    ``recipe.seeds`` trainings (the evaluations that exist): AUC, minus the baseline's ensemble
+    (paired), and for view models the same checkpoints with shuffled references: AUC, drop (paired)
+    and the normal queries' mean score change with a wrong reference (on mean raw scores)."""
+    members = {}
+    for row in recipe.rows:
+        pairs = [(runs / seed_folder(row, k), checkpoint_evals(e)) for k in range(recipe.seeds) for e in recipe.score_epochs]
+        own = [rd / o for rd, (o, _) in pairs if (rd / o / "metrics.json").is_file()]
+        shuf = [rd / s for rd, (o, s) in pairs if (rd / o / "metrics.json").is_file()]
+        members[row] = (own, shuf if own and all((f / "metrics.json").is_file() for f in shuf) else [])
+    out = {}
+    for row, (own, shuf) in members.items():
+        if own:
+            out[row] = {"own": summary(own, replicates), "folders": own}
+            if shuf:
+                out[row]["shuffled"] = summary(shuf, replicates)
+    base = out.get(recipe.baseline)
+    for row, r in out.items():
+        if base is not None and row != recipe.baseline:
+            r["minus_baseline"] = paired_auc(r["own"], base["own"], replicates)
+        if "shuffled" in r:
+            r["drop"] = paired_auc(r["own"], r["shuffled"], replicates)
+            r["sensitivity"] = reference_sensitivity({"preds": r["own"].get("raw_preds", r["own"]["preds"])},
+                                                     {"preds": r["shuffled"].get("raw_preds", r["shuffled"]["preds"])},
+                                                     replicates)
+    return out
+
+
+def _json(iv) -> dict | None:
+    return iv.as_json() if iv is not None else None
+
+
+def _ensemble_lines(ens: dict[str, dict], recipe, result: dict) -> list[str]:
+    epochs = ", ".join(map(str, recipe.score_epochs))
+    trainings = f" of each of its {recipe.seeds} trainings" if recipe.seeds > 1 else ""
+    lines = ["", f"**Checkpoint ensembles** (`--score-epochs {','.join(map(str, recipe.score_epochs))}`): each row's "
+             f"checkpoints of epochs {epochs}{trainings}, each test query scored by its mean rank over them "
+             "(`benchmark.ensemble`). Single checkpoints of a small training swing by several AUC points from one "
+             "epoch to the next; the ensemble measures the model rather than one draw of that noise. Intervals: "
+             "bootstrap over test shapes, paired where two ensembles score the same queries.", "",
+             f"| Method | evaluations | AUC | AUC - {row_label(recipe.baseline)} (paired) | AUC, shuffled references "
+             "| drop (paired) | normal queries' mean score change, wrong reference |", "|---|---|---|---|---|---|---|"]
+    for row, r in ens.items():
+        sens = r.get("sensitivity")
+        lines.append("| " + " | ".join([row_label(row), str(len(r["folders"])), fmt_interval(r["own"]["auc"]),
+                                         fmt_interval(r.get("minus_baseline"), signed=True),
+                                         fmt_interval(r["shuffled"]["auc"]) if "shuffled" in r else "-",
+                                         fmt_interval(r.get("drop"), signed=True),
+                                         fmt_interval(sens and sens["change"], signed=True)]) + " |")
+        result["rows"].setdefault(row, {})["ensemble"] = {
+            "evaluations": [str(f) for f in r["folders"]], "auc": _json(r["own"]["auc"]),
+            "minus_baseline": _json(r.get("minus_baseline")),
+            "shuffled_auc": _json(r["shuffled"]["auc"]) if "shuffled" in r else None,
+            "shuffled_drop": _json(r.get("drop")), "wrong_reference_change": _json(sens and sens["change"])}
+    return lines
 
 
 def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
@@ -222,7 +219,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
         lines.append("| " + " | ".join(["✓" if REGISTRY[row_model(row)].views else "✗", row_label(row), fmt_interval(r["auc"]),
                                           _pct(m.get("accuracy")), *per, diff, _pct(m.get("viewpoint_accuracy")),
                                           *box]) + " |")
-    result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "seeds": recipe.seeds, "rows": {},
+    result = {"recipe": recipe.name, "sets": recipe.user_sets, "device": device, "seeds": recipe.seeds,
+              "score_epochs": list(recipe.score_epochs), "rows": {},
               "stage_seconds": times}
     for row, r in test.items():
         result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
@@ -268,6 +266,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                          f"| {_spread_cell(entry.get('shuffled_drop'), True)} "
                          f"| {_spread_cell(entry.get('wrong_reference_change'), True)} |")
             result["rows"][row]["seeds"] = entry
+    if recipe.score_epochs:
+        lines += _ensemble_lines(ensemble_rows(runs, recipe, rep), recipe, result)
     if times:
         total = sum(times.values())
         lines += ["", f"Stage times (min, trainings and evaluations {recipe.jobs} side by side, so they overlap): "

@@ -177,8 +177,11 @@ def reproduce_group():
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Trainings per row, training seeds +0, +1, ... [default: the preset's, 1]: the report adds the "
                    "spread a second training shows; finished trainings are kept.")
+@click.option("--score-epochs", default=None, metavar="E1,E2,...",
+              help="Also score each training's checkpoints of these epochs (own and shuffled references): the report "
+                   "adds each row's checkpoint ensemble over them [default: the preset's, none].")
 @DEVICE
-def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds):
+def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds, score_epochs):
     """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
 
     \b
@@ -187,13 +190,22 @@ def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds):
              brokenchairs reproduce table2 --preset paper --out runs/table2-paper --device cuda
              brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --seeds 3   # each row 3 times
              brokenchairs reproduce table2 --preset cpu --data data/big --out runs/big --device cuda
+             brokenchairs reproduce table2 --preset cpu --out runs/table2-cpu --set epochs=8 --score-epochs 4,6,8
     A second call skips what is done and resumes an interrupted training.
     """
     from brokenchairs.benchmark.reproduce import reproduce_table2
     from brokenchairs.config import parse_sets
 
     reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device,
-                     seeds=seeds, data=data)
+                     seeds=seeds, data=data, score_epochs=None if score_epochs is None else parse_epochs(score_epochs))
+
+
+def parse_epochs(text: str) -> tuple[int, ...]:
+    """``--score-epochs 4,6,8`` -> (4, 6, 8); anything else is one line naming the option."""
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of epochs", param_hint="--score-epochs") from None
 
 
 COMMANDS = (train_cmd, eval_cmd, report_cmd, compare_cmd, predict_cmd, reproduce_group)

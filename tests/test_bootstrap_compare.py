@@ -59,7 +59,7 @@ def _eval_folder(folder, ids, shapes, labels, scores, checkpoint="ck.pt", shuffl
 def test_reference_sensitivity_counts_normal_queries_whose_score_rises_with_a_wrong_reference(tmp_path):
     from click.testing import CliRunner
 
-    from brokenchairs.benchmark.table2 import reference_sensitivity, row_summary
+    from brokenchairs.benchmark.evals import reference_sensitivity, row_summary
     from brokenchairs.cli import main
 
     rng = np.random.default_rng(2)
@@ -104,8 +104,9 @@ def test_compare_of_checkpoint_ensembles_rank_averages_scores_and_refuses_mixed_
     from click.testing import CliRunner
     from scipy.stats import rankdata
 
-    from brokenchairs.benchmark.compare import compare_evals, ensemble_summary
-    from brokenchairs.benchmark.table2 import row_summary
+    from brokenchairs.benchmark.compare import compare_evals
+    from brokenchairs.benchmark.ensemble import ensemble_summary
+    from brokenchairs.benchmark.evals import row_summary
     from brokenchairs.cli import main
 
     rng = np.random.default_rng(3)
@@ -145,3 +146,41 @@ def test_compare_of_checkpoint_ensembles_rank_averages_scores_and_refuses_mixed_
     for bad, words in ((other_model, "an ensemble is of one model"), (fewer, "other queries"), (b[0], "shuffled")):
         res = CliRunner().invoke(main, ["compare", f"{a[0]},{bad}", str(a[1])])
         assert res.exit_code == 2 and words in res.output and str(bad) in res.output and "Traceback" not in res.output
+
+
+def test_report_checkpoint_ensembles_rank_average_each_rows_scored_epochs(tmp_path):
+    """``reproduce table2 --score-epochs``: each row's scored checkpoints (eval-test-eNNN) form one
+    ensemble, CMT's minus the query-only row's paired, and its shuffled-reference ensemble of the same
+    checkpoints gives the drop; a row missing one shuffled member gets no shuffled ensemble."""
+    from types import SimpleNamespace
+
+    from scipy.stats import rankdata
+
+    from brokenchairs.benchmark.table2 import checkpoint_evals, ensemble_rows
+
+    rng = np.random.default_rng(4)
+    n = 80
+    ids, shapes = [f"q{i:03d}" for i in range(n)], [f"s{i // 4}" for i in range(n)]
+    labels = (np.arange(n) % 2 == 0).astype(int)
+    scores = {}
+    for row, strength in (("resnet18-fpn", 0.1), ("cmt", 0.4), ("cmt-a", 0.2)):
+        for e in (1, 2):
+            own, shuf = checkpoint_evals(e)
+            s = np.clip(labels * strength + rng.normal(0.3, 0.2, n), 0, 1).round(6)
+            scores[row, e] = s
+            _eval_folder(tmp_path / row / own, ids, shapes, labels, s, checkpoint=f"{row}/epoch-00{e}.pt")
+            if row != "resnet18-fpn" and (row, e) != ("cmt-a", 2):
+                _eval_folder(tmp_path / row / shuf, ids, shapes, labels, (s * 0.5).round(6),
+                             checkpoint=f"{row}/epoch-00{e}.pt", shuffled=True)
+    recipe = SimpleNamespace(rows=("resnet18-fpn", "cmt-a", "cmt"), baseline="resnet18-fpn", seeds=1, score_epochs=(1, 2))
+    ens = ensemble_rows(tmp_path, recipe, replicates=100)
+
+    def auc(row):
+        return roc_auc_score(labels, np.mean([rankdata(scores[row, e]) / n for e in (1, 2)], axis=0))
+
+    for row in recipe.rows:
+        assert ens[row]["own"]["auc"].value == pytest.approx(auc(row)) and len(ens[row]["folders"]) == 2
+    assert ens["cmt"]["minus_baseline"].value == pytest.approx(auc("cmt") - auc("resnet18-fpn"))
+    # halving every score leaves each checkpoint's ranks alone: no drop, and the raw mean score falls
+    assert ens["cmt"]["drop"].value == pytest.approx(0) and ens["cmt"]["sensitivity"]["change"].value < 0
+    assert "shuffled" not in ens["resnet18-fpn"] and "shuffled" not in ens["cmt-a"]

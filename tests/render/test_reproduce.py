@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sklearn.metrics import roc_auc_score
 
 from brokenchairs.cli import main
 
@@ -43,17 +44,29 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     again = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
     assert again.exit_code == 0, again.output
     assert "running" not in again.output and again.output.count("skipped") >= 6
-    # --set epochs=2 extends both finished trainings, rescored; the report names the command
-    longer = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epochs=2"])
+    # --set epochs=2 extends both finished trainings, rescored; the report names the command;
+    # --score-epochs 1,2 also scores both epochs' checkpoints, read as one checkpoint ensemble per row
+    longer = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epochs=2",
+                                       "--score-epochs", "1,2"])
     assert longer.exit_code == 0, longer.output + repr(longer.exception)
     for row in ("resnet18-fpn", "cmt"):
         assert json.loads((out / "runs" / row / "config.json").read_text())["epochs"] == 2
         assert (out / "runs" / row / "epoch-002.pt").is_file()
     assert "--preset smoke --set epochs=2`" in (out / "table2.md").read_text()
-    assert json.loads((out / "table2.json").read_text())["sets"] == {"epochs": "2"}
+    report = json.loads((out / "table2.json").read_text())
+    assert report["sets"] == {"epochs": "2"} and report["score_epochs"] == [1, 2]
+    members = [out / "runs" / "cmt" / f"eval-test-e00{e}" for e in (1, 2)]
+    for e, folder in zip((1, 2), members):
+        assert json.loads((folder / "metrics.json").read_text())["checkpoint"].endswith(f"epoch-00{e}.pt")
+    assert (out / "runs" / "cmt" / "eval-shuffled-e002").is_dir() and not (out / "runs" / "resnet18-fpn" / "eval-shuffled-e002").exists()
+    labels, ranks = _rank_mean(members)
+    ens = report["rows"]["cmt"]["ensemble"]
+    assert ens["auc"]["value"] == pytest.approx(roc_auc_score(labels, ranks)) and len(ens["evaluations"]) == 2
+    assert ens["shuffled_drop"] is not None and report["rows"]["resnet18-fpn"]["ensemble"]["shuffled_auc"] is None
+    assert "**Checkpoint ensembles** (`--score-epochs 1,2`)" in (out / "table2.md").read_text()
     # --seeds 2: a second training of each row (training seed + 1) beside the kept first ones, and its spread
     seeds = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epochs=2",
-                                      "--seeds", "2"])
+                                      "--seeds", "2", "--score-epochs", "1,2"])
     assert seeds.exit_code == 0, seeds.output + repr(seeds.exception)
     assert "train-cmt: complete (2 epochs), skipped" in seeds.output and "train-cmt.seed1: running" in seeds.output
     report = json.loads((out / "table2.json").read_text())
@@ -68,6 +81,8 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert change[1] is not None and "wrong_reference_change" not in report["rows"]["resnet18-fpn"]["seeds"]
     assert not (out / "runs" / "cmt.seed1" / "eval-partnet").exists()  # out of domain: the first training only
     assert "A second training" in (out / "table2.md").read_text() and report["seeds"] == 2
+    assert "eval-cmt-test-e001: done, skipped" in seeds.output  # the first training's checkpoints are not rescored
+    assert len(report["rows"]["cmt"]["ensemble"]["evaluations"]) == 4  # 2 epochs x 2 trainings
     # --data: another run folder trains and scores on this dataset, generating nothing
     other = tmp_path / "t2-given"
     given = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(other), "--data",
@@ -80,6 +95,18 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert Path(scored_on).resolve() == (out / "data").resolve()
 
 
+def _rank_mean(folders):
+    """Labels and the mean within-folder rank / n of each query over eval folders (by sample id)."""
+    import csv
+
+    from scipy.stats import rankdata
+
+    rows = [{r["sample_id"]: r for r in csv.DictReader((f / "predictions.csv").open())} for f in folders]
+    ids = sorted(rows[0])
+    labels = [int(rows[0][i]["label"]) for i in ids]
+    return labels, sum(rankdata([float(r[i]["score"]) for i in ids]) / len(ids) for r in rows) / len(rows)
+
+
 def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
     out = tmp_path / "t2"
     res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--set", "epoch=2"])
@@ -88,4 +115,10 @@ def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
     # a --data folder that is no complete dataset: one line naming it, nothing written
     res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--data", str(tmp_path)])
     assert res.exit_code == 2 and "--data is not a complete dataset" in res.stderr and str(tmp_path) in res.stderr
+    # a scored checkpoint past the trainings' last epoch, or no list of epochs: one line, nothing written
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--score-epochs", "1,3"])
+    assert res.exit_code == 2 and "--score-epochs 3 is past the 1 epochs row resnet18-fpn trains" in res.stderr, res.stderr
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--score-epochs", "last"])
+    assert res.exit_code == 2 and "--score-epochs" in res.stderr and "Traceback" not in res.stderr
+    assert not out.exists()
     assert not out.exists()
