@@ -327,6 +327,8 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         if ood is not None and k == 0:  # out of domain: the first training of each row
             scored.append(("eval-partnet", "last.pt", ood, []))
         for e in recipe.score_epochs:
+            if e == wanted_epochs(recipe, row):  # its checkpoint is last.pt, scored above
+                continue
             own_folder, shuffled_folder = checkpoint_evals(e)
             scored.append((own_folder, f"epoch-{e:03d}.pt", data, []))
             if shuffle:

@@ -34,9 +34,15 @@ def seed_folder(row: str, replicate: int) -> str:
     return row if replicate == 0 else f"{row}.seed{replicate}"
 
 
-def checkpoint_evals(epoch: int) -> tuple[str, str]:
-    """The eval folders of a training's epoch-``epoch`` checkpoint: own and shuffled references."""
-    return f"eval-test-e{epoch:03d}", f"eval-shuffled-e{epoch:03d}"
+def checkpoint_evals(epoch: int, final: bool = False) -> tuple[str, str]:
+    """The eval folders of a training's epoch-``epoch`` checkpoint: own and shuffled references. The
+    final epoch's checkpoint is last.pt, scored as every row is (``final``: its folders)."""
+    return ("eval-test", "eval-shuffled") if final else (f"eval-test-e{epoch:03d}", f"eval-shuffled-e{epoch:03d}")
+
+
+def _final_epoch(run: Path) -> int | None:
+    path = run / "config.json"
+    return int(json.loads(path.read_text())["epochs"]) if path.is_file() else None
 
 
 def _pct(v) -> str:
@@ -103,7 +109,8 @@ def ensemble_rows(runs: Path, recipe, replicates: int) -> dict[str, dict]:
     and the normal queries' mean score change with a wrong reference (on mean raw scores)."""
     members = {}
     for row in recipe.rows:
-        pairs = [(runs / seed_folder(row, k), checkpoint_evals(e)) for k in range(recipe.seeds) for e in recipe.score_epochs]
+        trainings = [runs / seed_folder(row, k) for k in range(recipe.seeds)]
+        pairs = [(rd, checkpoint_evals(e, e == _final_epoch(rd))) for rd in trainings for e in recipe.score_epochs]
         own = [rd / o for rd, (o, _) in pairs if (rd / o / "metrics.json").is_file()]
         shuf = [rd / s for rd, (o, s) in pairs if (rd / o / "metrics.json").is_file()]
         members[row] = (own, shuf if own and all((f / "metrics.json").is_file() for f in shuf) else [])

@@ -151,7 +151,8 @@ def test_compare_of_checkpoint_ensembles_rank_averages_scores_and_refuses_mixed_
 def test_report_checkpoint_ensembles_rank_average_each_rows_scored_epochs(tmp_path):
     """``reproduce table2 --score-epochs``: each row's scored checkpoints (eval-test-eNNN) form one
     ensemble, CMT's minus the query-only row's paired, and its shuffled-reference ensemble of the same
-    checkpoints gives the drop; a row missing one shuffled member gets no shuffled ensemble."""
+    checkpoints gives the drop; a row missing one shuffled member gets no shuffled ensemble; a training's
+    final epoch is read from its last.pt scores (eval-test), not scored twice."""
     from types import SimpleNamespace
 
     from scipy.stats import rankdata
@@ -165,13 +166,14 @@ def test_report_checkpoint_ensembles_rank_average_each_rows_scored_epochs(tmp_pa
     scores = {}
     for row, strength in (("resnet18-fpn", 0.1), ("cmt", 0.4), ("cmt-a", 0.2)):
         for e in (1, 2):
-            own, shuf = checkpoint_evals(e)
+            own, shuf = checkpoint_evals(e, final=row == "cmt" and e == 2)  # CMT's epoch 2 is its last.pt
             s = np.clip(labels * strength + rng.normal(0.3, 0.2, n), 0, 1).round(6)
             scores[row, e] = s
             _eval_folder(tmp_path / row / own, ids, shapes, labels, s, checkpoint=f"{row}/epoch-00{e}.pt")
             if row != "resnet18-fpn" and (row, e) != ("cmt-a", 2):
                 _eval_folder(tmp_path / row / shuf, ids, shapes, labels, (s * 0.5).round(6),
                              checkpoint=f"{row}/epoch-00{e}.pt", shuffled=True)
+    (tmp_path / "cmt" / "config.json").write_text('{"epochs": 2}')
     recipe = SimpleNamespace(rows=("resnet18-fpn", "cmt-a", "cmt"), baseline="resnet18-fpn", seeds=1, score_epochs=(1, 2))
     ens = ensemble_rows(tmp_path, recipe, replicates=100)
 
@@ -180,6 +182,7 @@ def test_report_checkpoint_ensembles_rank_average_each_rows_scored_epochs(tmp_pa
 
     for row in recipe.rows:
         assert ens[row]["own"]["auc"].value == pytest.approx(auc(row)) and len(ens[row]["folders"]) == 2
+    assert ens["cmt"]["folders"][1] == tmp_path / "cmt" / "eval-test"
     assert ens["cmt"]["minus_baseline"].value == pytest.approx(auc("cmt") - auc("resnet18-fpn"))
     # halving every score leaves each checkpoint's ranks alone: no drop, and the raw mean score falls
     assert ens["cmt"]["drop"].value == pytest.approx(0) and ens["cmt"]["sensitivity"]["change"].value < 0

@@ -55,10 +55,11 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert "--preset smoke --set epochs=2`" in (out / "table2.md").read_text()
     report = json.loads((out / "table2.json").read_text())
     assert report["sets"] == {"epochs": "2"} and report["score_epochs"] == [1, 2]
-    members = [out / "runs" / "cmt" / f"eval-test-e00{e}" for e in (1, 2)]
-    for e, folder in zip((1, 2), members):
-        assert json.loads((folder / "metrics.json").read_text())["checkpoint"].endswith(f"epoch-00{e}.pt")
-    assert (out / "runs" / "cmt" / "eval-shuffled-e002").is_dir() and not (out / "runs" / "resnet18-fpn" / "eval-shuffled-e002").exists()
+    members = [out / "runs" / "cmt" / name for name in ("eval-test-e001", "eval-test")]  # epoch 2's is last.pt's
+    for name, folder in zip(("epoch-001.pt", "last.pt"), members):
+        assert json.loads((folder / "metrics.json").read_text())["checkpoint"].endswith(name)
+    assert (out / "runs" / "cmt" / "eval-shuffled-e001").is_dir() and not (out / "runs" / "cmt" / "eval-test-e002").exists()
+    assert not (out / "runs" / "resnet18-fpn" / "eval-shuffled-e001").exists()
     labels, ranks = _rank_mean(members)
     ens = report["rows"]["cmt"]["ensemble"]
     assert ens["auc"]["value"] == pytest.approx(roc_auc_score(labels, ranks)) and len(ens["evaluations"]) == 2
