@@ -241,7 +241,8 @@ def _pool(jobs: int, tasks: list) -> None:
 
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
                      echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None,
-                     data: Path | None = None, score_epochs: tuple[int, ...] | None = None) -> Path:
+                     data: Path | None = None, score_epochs: tuple[int, ...] | None = None,
+                     rows: tuple[str, ...] | None = None) -> Path:
     """``sets``: training options for every row (``--set epochs=10`` extends finished runs; other keys
     apply to trainings not yet started, a resumed run keeping its saved config). ``device``: where
     every training and evaluation runs ("auto": CUDA when torch sees one, else the CPU). ``seeds``:
@@ -250,7 +251,9 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
     generated (queries complete, views of every shape) to train and score on instead of generating
     ``OUT/data``; its test split is the unseen shapes. ``score_epochs``: checkpoints (epochs) scored
     besides the last, each training's ``epoch-NNN.pt`` with its own and with shuffled references;
-    the report adds each row's checkpoint ensemble over them (default: the recipe's, none)."""
+    the report adds each row's checkpoint ensemble over them (default: the recipe's, none). ``rows``:
+    the rows to train and score (default: the recipe's), e.g. the query-only row and CMT alone when
+    device time is short; the differences need the recipe's baseline among them."""
     from brokenchairs.benchmark.device import resolve_device
     from brokenchairs.benchmark.table2 import data_source, write_table2
 
@@ -261,6 +264,12 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         recipe = replace(recipe, seeds=seeds)
     if score_epochs is not None:
         recipe = replace(recipe, score_epochs=tuple(sorted(set(score_epochs))))
+    if rows is not None:
+        unknown = [r for r in rows if row_model(r) not in REGISTRY]
+        if unknown or not rows:
+            raise InputError(None, f"--rows: unknown model row {unknown[0]!r}; known: {', '.join(REGISTRY)}" if unknown
+                             else "--rows names no row")
+        recipe = replace(recipe, rows=tuple(dict.fromkeys(rows)))
     for row in recipe.rows:  # every --set key checked (one line naming it) before anything runs
         wanted_epochs(recipe, row)
     check_score_epochs(recipe)
@@ -343,6 +352,9 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
             evals.append(lambda cores, threads, stage=stage, args=args:
                          run.run(stage, args, threads=threads, cores=cores))
     _pool(jobs, evals)
-    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device, data=given)
+    flags = "".join(f" --{name} {value}" for name, value in (
+        ("rows", rows and ",".join(recipe.rows)), ("seeds", seeds),
+        ("score-epochs", score_epochs is not None and ",".join(map(str, recipe.score_epochs)))) if value)
+    path = write_table2(out, recipe, run.times, wall=time.perf_counter() - run.t0, device=device, data=given, flags=flags)
     echo(f"-> {path}")
     return path

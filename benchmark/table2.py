@@ -190,10 +190,11 @@ def data_source(recipe, data: Path | None) -> str:
 
 
 def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None = None, device: str | None = None,
-                 data: Path | None = None) -> Path:
+                 data: Path | None = None, flags: str = "") -> Path:
     """``times``: seconds per stage (summed over resumed calls); ``wall``: this call's seconds;
     ``device``: where the trainings and evaluations ran (named in the report); ``data``: the dataset
-    given to ``reproduce table2 --data`` (None: the recipe's own procedural chairs)."""
+    given to ``reproduce table2 --data`` (None: the recipe's own procedural chairs); ``flags``: the
+    call's other options that shape the report (``--rows``, ``--seeds``, ``--score-epochs``), as typed."""
     out = Path(out)
     runs = out / "runs"
     rep = recipe.bootstrap
@@ -207,7 +208,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
     boxes = any(r["metrics"].get("box_ap50") is not None for r in test.values())  # columns only with a box head
     box_cols = ["Box AP50", "BoxAcc"] if boxes else []
     sets = "".join(f" --set {k}={v}" for k, v in recipe.user_sets.items())
-    given = f" --data {data}" if data is not None else ""
+    given = (f" --data {data}" if data is not None else "") + flags
     source = data_source(recipe, data)
     lines = [f"# Table 2, scaled down (`brokenchairs reproduce table2 --preset {recipe.name}{given}{sets}`)", "",
              f"{source}; test split: "

@@ -180,8 +180,10 @@ def reproduce_group():
 @click.option("--score-epochs", default=None, metavar="E1,E2,...",
               help="Also score each training's checkpoints of these epochs (own and shuffled references): the report "
                    "adds each row's checkpoint ensemble over them [default: the preset's, none].")
+@click.option("--rows", default=None, metavar="ROW1,ROW2,...",
+              help="Train and score only these rows, e.g. resnet18-fpn,cmt [default: the preset's].")
 @DEVICE
-def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds, score_epochs):
+def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds, score_epochs, rows):
     """Generate, train every row, evaluate on unseen shapes, write OUT/table2.md.
 
     \b
@@ -197,7 +199,8 @@ def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds, 
     from brokenchairs.config import parse_sets
 
     reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device,
-                     seeds=seeds, data=data, score_epochs=None if score_epochs is None else parse_epochs(score_epochs))
+                     seeds=seeds, data=data, score_epochs=None if score_epochs is None else parse_epochs(score_epochs),
+                     rows=None if rows is None else tuple(r.strip() for r in rows.split(",") if r.strip()))
 
 
 def parse_epochs(text: str) -> tuple[int, ...]:

@@ -52,7 +52,7 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     for row in ("resnet18-fpn", "cmt"):
         assert json.loads((out / "runs" / row / "config.json").read_text())["epochs"] == 2
         assert (out / "runs" / row / "epoch-002.pt").is_file()
-    assert "--preset smoke --set epochs=2`" in (out / "table2.md").read_text()
+    assert "--preset smoke --score-epochs 1,2 --set epochs=2`" in (out / "table2.md").read_text()
     report = json.loads((out / "table2.json").read_text())
     assert report["sets"] == {"epochs": "2"} and report["score_epochs"] == [1, 2]
     members = [out / "runs" / "cmt" / name for name in ("eval-test-e001", "eval-test")]  # epoch 2's is last.pt's
@@ -84,14 +84,15 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert "A second training" in (out / "table2.md").read_text() and report["seeds"] == 2
     assert "eval-cmt-test-e001: done, skipped" in seeds.output  # the first training's checkpoints are not rescored
     assert len(report["rows"]["cmt"]["ensemble"]["evaluations"]) == 4  # 2 epochs x 2 trainings
-    # --data: another run folder trains and scores on this dataset, generating nothing
+    # --data: another run folder trains and scores on this dataset, generating nothing; --rows: CMT alone
     other = tmp_path / "t2-given"
     given = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(other), "--data",
-                                      str(out / "data"), "--device", "cpu"])
+                                      str(out / "data"), "--device", "cpu", "--rows", "cmt"])
     assert given.exit_code == 0, given.output + repr(given.exception)
     assert f"generate-procedural: given ({out / 'data'}), skipped" in given.output and not (other / "data").exists()
     assert "running" not in "".join(line for line in given.output.splitlines(True) if "generate" in line or "views-proc" in line)
-    assert f"--data {out / 'data'}" in (other / "table2.md").read_text()
+    assert f"--data {out / 'data'} --rows cmt`" in (other / "table2.md").read_text()
+    assert not (other / "runs" / "resnet18-fpn").exists() and list(json.loads((other / "table2.json").read_text())["rows"]) == ["cmt"]
     scored_on = json.loads((other / "runs" / "cmt" / "eval-test" / "metrics.json").read_text())["data"]
     assert Path(scored_on).resolve() == (out / "data").resolve()
 
@@ -121,5 +122,7 @@ def test_reproduce_refuses_an_unknown_set_key_before_anything_runs(tmp_path):
     assert res.exit_code == 2 and "--score-epochs 3 is past the 1 epochs row resnet18-fpn trains" in res.stderr, res.stderr
     res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--score-epochs", "last"])
     assert res.exit_code == 2 and "--score-epochs" in res.stderr and "Traceback" not in res.stderr
+    res = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out), "--rows", "cmt,cnn"])
+    assert res.exit_code == 2 and "--rows: unknown model row 'cnn'" in res.stderr, res.stderr
     assert not out.exists()
     assert not out.exists()
