@@ -2,11 +2,12 @@
 
 Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``predictions.csv`` and
 ``metrics.json`` as ``brokenchairs eval`` writes them; with ``--score-epochs`` also each scored
-checkpoint's ``eval-{test,shuffled}-eNNN/``, read as checkpoint ensembles). Every AUC carries a 95% interval from a
-bootstrap over test shapes (``benchmark.bootstrap``); differences between two scorings of the same
-images (a row minus the query-only row, CMT minus CMT with shuffled references) carry the paired
-interval. ``reference_sensitivity`` compares each normal query's score with its own and with another
-shape's reference: whether the model responds to a wrong reference, beside whether the right one helps.
+checkpoint's ``eval-{test,shuffled}-eNNN/``, read as checkpoint ensembles, ``benchmark.ensemble``).
+Every AUC carries a 95% interval from a bootstrap over test shapes; differences between two
+scorings of the same images (a row minus the query-only row, CMT minus CMT with shuffled
+references) carry the paired interval; the normal queries' score change with a wrong reference
+says whether a model responds to the reference, beside whether the right one helps (the
+statistics: ``benchmark.evals``).
 """
 
 from __future__ import annotations
