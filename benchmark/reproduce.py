@@ -2,7 +2,8 @@
 
 One recipe (``data_manifests/reproduce_presets.json``) drives the whole run through the CLI, so
 every stage is exactly what a user would type:
-1. ``generate`` procedural chairs (Table 1 balance) and ``render-views`` their references;
+1. ``generate`` procedural chairs (the recipe's anomaly kinds and balance: Table 1's by default) and
+   ``render-views`` their references;
 2. the same recipe on real PartNet chairs (``--partnet DIR``, else ``BROKENCHAIRS_PARTNET``, else
    ``../shared/data/partnet-chairs`` when present): the out-of-domain rows, every chair a test shape;
 3. ``train`` every row of the recipe, ``jobs`` at a time, each on its own cores with its own
@@ -65,6 +66,8 @@ class Recipe:
     ood: bool = True
     seeds: int = 1  # trainings per row (training seeds base, base+1, ...): the spread a second training shows
     score_epochs: tuple[int, ...] = ()  # checkpoints (epochs) also scored, for the report's checkpoint ensembles
+    anomalies: tuple[str, ...] = ("all",)  # generate --anomaly, each
+    balance: str = "table1"  # generate --balance
 
     @classmethod
     def load(cls, name: str) -> Recipe:
@@ -74,6 +77,7 @@ class Recipe:
         data = {k: v for k, v in presets[name].items() if not k.startswith("_")}
         data["rows"] = tuple(data["rows"])
         data["score_epochs"] = tuple(data.get("score_epochs", ()))
+        data["anomalies"] = tuple(data.get("anomalies", ("all",)))
         unknown = [r for r in data["rows"] if row_model(r) not in REGISTRY]
         if unknown:
             raise InputError(None, f"preset {name}: unknown model row {unknown[0]!r}")
@@ -153,7 +157,8 @@ def make_data(run: Runner, recipe: Recipe, root: Path, shapes: Path | None, tag:
     if queries_done:
         run.skip(f"generate-{tag}", "complete")
     else:
-        run.run(f"generate-{tag}", ["generate", *source, "--anomaly", "all", "--out", str(root), "--resolution",
+        kinds = [a for kind in recipe.anomalies for a in ("--anomaly", kind)]
+        run.run(f"generate-{tag}", ["generate", *source, *kinds, "--balance", recipe.balance, "--out", str(root), "--resolution",
                                     str(recipe.resolution), "--samples", str(recipe.samples), "--min-anomaly-pixels",
                                     str(recipe.min_anomaly_pixels), "--split-ratios", split_ratios, "--seed", str(recipe.seed)])
     if views_done:

@@ -322,3 +322,21 @@ def test_auto_device_is_cuda_exactly_when_torch_sees_one_and_other_names_pass_th
         assert resolve_device("auto") == expect
         assert resolve_device("cpu") == "cpu" and resolve_device("cuda:1") == "cuda:1"
 
+
+
+def test_every_reproduce_preset_loads_and_asks_only_what_generate_and_train_accept():
+    """Each recipe of reproduce_presets.json: its rows are models, its --set values train options, its
+    scored epochs inside every row's training, its anomaly kinds and balance ones generate knows."""
+    from brokenchairs.benchmark.reproduce import Recipe, check_score_epochs, wanted_epochs
+    from brokenchairs.data_manifests import load_json
+    from brokenchairs.generation.pipeline.generate import KINDS
+    from brokenchairs.generation.pipeline.plan import BALANCES
+
+    for name in load_json("reproduce_presets.json"):
+        recipe = Recipe.load(name)
+        assert all(wanted_epochs(recipe, row) >= 1 for row in recipe.rows)
+        check_score_epochs(recipe)
+        assert set(recipe.anomalies) <= set(KINDS) | {"all"} and recipe.balance in BALANCES, name
+    missing = Recipe.load("cpu-missing")
+    assert missing.anomalies == ("missing", "normal") and missing.score_epochs == (2, 4, 6, 8, 10)
+    assert wanted_epochs(missing, "cmt") == 12 and Recipe.load("cpu").anomalies == ("all",)
