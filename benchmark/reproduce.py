@@ -19,7 +19,8 @@ every stage is exactly what a user would type:
 A second call skips what is done: generate/render-views skip complete shards; a training with a
 ``complete.json`` is skipped and one with a ``last.pt`` resumes; an evaluation with a
 ``metrics.json`` is skipped (a training extended by ``--set epochs=N`` is rescored at its new last
-epoch; the scores of its earlier epochs' checkpoints stay valid and are kept). Each stage prints one progress line and logs to ``OUT/logs/``.
+epoch; the scores of its earlier epochs' checkpoints stay valid and are kept). Each stage prints
+one progress line and logs to ``OUT/logs/``.
 """
 
 from __future__ import annotations
