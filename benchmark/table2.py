@@ -283,9 +283,10 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                   + ", ".join(f"{k} {v / 60:.1f}" for k, v in times.items()) + f"; sum {total / 60:.1f} min."
                   + (f" This call's wall time: {wall / 60:.1f} min." if wall is not None else "")]
     result["wall_seconds"] = wall
-    lines += ["", "![ROC curves](roc.png)", "", f"![examples: {row_label(recipe.main)}](examples.png)", ""]
+    example = runs / recipe.main / "eval-test" / "examples.png"  # absent when --rows leaves the main row out
+    lines += ["", "![ROC curves](roc.png)", ""] + ([f"![examples: {row_label(recipe.main)}](examples.png)", ""]
+                                                  if example.is_file() else [])
     plot_rocs(out / "roc.png", test)
-    example = runs / recipe.main / "eval-test" / "examples.png"
     if example.is_file():
         shutil.copyfile(example, out / "examples.png")
     (out / "table2.json").write_text(json.dumps(result, indent=1))
