@@ -33,8 +33,7 @@ def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 
              f"{fmt_interval(paired_auc(ra, rb, replicates), signed=True)}"]
     ma, mb = ra["metrics"], rb["metrics"]
     if ma.get("checkpoint") == mb.get("checkpoint") and mb.get("shuffled_references") and not ma.get("shuffled_references"):
-        sens = reference_sensitivity({"preds": ra.get("raw_preds", ra["preds"])},
-                                     {"preds": rb.get("raw_preds", rb["preds"])}, replicates)
+        sens = reference_sensitivity({"preds": ra["raw_preds"]}, {"preds": rb["raw_preds"]}, replicates)
         if sens is not None:
             unit = "points (mean score over the ensemble)" if ra.get("members", 1) > 1 else "points"
             lines.append(f"wrong reference, {sens['n']} normal queries: scored higher {fmt_interval(sens['rises'])} % "

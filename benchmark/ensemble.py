@@ -46,4 +46,9 @@ def ensemble_summary(folders: list[Path], replicates: int) -> dict:
 
 
 def summary(folders: list[Path], replicates: int) -> dict:
-    return row_summary(folders[0], replicates) if len(folders) == 1 else ensemble_summary(folders, replicates)
+    """One folder's ``row_summary`` or several folders' ensemble; ``raw_preds`` either way (one
+    folder's raw scores are its predictions)."""
+    if len(folders) > 1:
+        return ensemble_summary(folders, replicates)
+    one = row_summary(folders[0], replicates)
+    return dict(one, raw_preds=one["preds"])

@@ -108,27 +108,25 @@ def ensemble_rows(runs: Path, recipe, replicates: int) -> dict[str, dict]:
     ``recipe.seeds`` trainings (the evaluations that exist): AUC, minus the baseline's ensemble
     (paired), and for view models the same checkpoints with shuffled references: AUC, drop (paired)
     and the normal queries' mean score change with a wrong reference (on mean raw scores)."""
-    members = {}
-    for row in recipe.rows:
-        trainings = [runs / seed_folder(row, k) for k in range(recipe.seeds)]
-        pairs = [(rd, checkpoint_evals(e, e == _final_epoch(rd))) for rd in trainings for e in recipe.score_epochs]
-        own = [rd / o for rd, (o, _) in pairs if (rd / o / "metrics.json").is_file()]
-        shuf = [rd / s for rd, (o, s) in pairs if (rd / o / "metrics.json").is_file()]
-        members[row] = (own, shuf if own and all((f / "metrics.json").is_file() for f in shuf) else [])
     out = {}
-    for row, (own, shuf) in members.items():
-        if own:
-            out[row] = {"own": summary(own, replicates), "folders": own}
-            if shuf:
-                out[row]["shuffled"] = summary(shuf, replicates)
+    for row in recipe.rows:
+        pairs = []
+        for rd in (runs / seed_folder(row, k) for k in range(recipe.seeds)):
+            final = _final_epoch(rd)
+            pairs += [(rd / o, rd / s) for o, s in (checkpoint_evals(e, e == final) for e in recipe.score_epochs)
+                      if (rd / o / "metrics.json").is_file()]
+        if not pairs:
+            continue
+        out[row] = {"own": summary([o for o, _ in pairs], replicates), "folders": [o for o, _ in pairs]}
+        if all((s / "metrics.json").is_file() for _, s in pairs):  # the same checkpoints scored both ways, or none
+            out[row]["shuffled"] = summary([s for _, s in pairs], replicates)
     base = out.get(recipe.baseline)
     for row, r in out.items():
         if base is not None and row != recipe.baseline:
             r["minus_baseline"] = paired_auc(r["own"], base["own"], replicates)
         if "shuffled" in r:
             r["drop"] = paired_auc(r["own"], r["shuffled"], replicates)
-            r["sensitivity"] = reference_sensitivity({"preds": r["own"].get("raw_preds", r["own"]["preds"])},
-                                                     {"preds": r["shuffled"].get("raw_preds", r["shuffled"]["preds"])},
+            r["sensitivity"] = reference_sensitivity({"preds": r["own"]["raw_preds"]}, {"preds": r["shuffled"]["raw_preds"]},
                                                      replicates)
     return out
 
@@ -232,12 +230,12 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
               "score_epochs": list(recipe.score_epochs), "rows": {},
               "stage_seconds": times}
     for row, r in test.items():
-        result["rows"][row] = {"auc": r["auc"].as_json() if r["auc"] else None, "accuracy": r["metrics"].get("accuracy"),
+        result["rows"][row] = {"auc": _json(r["auc"]), "accuracy": r["metrics"].get("accuracy"),
                                "per_type": r["metrics"].get("per_type"), "n": r["n"], "shapes": r["shapes"],
                                "viewpoint_accuracy": r["metrics"].get("viewpoint_accuracy")}
         if base is not None and row != recipe.baseline:
             d = paired_auc(r, base, rep)
-            result["rows"][row]["minus_baseline"] = d.as_json() if d else None
+            result["rows"][row]["minus_baseline"] = _json(d)
     if shuffled:
         lines += ["", "**Does it look at the reference?** The same test queries, each paired with another test shape's "
                   "reference views. The last two columns take the normal queries one by one: the share (%) scored "
@@ -251,8 +249,8 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
             cells = [row_label(row), fmt_interval(test[row]["auc"]), fmt_interval(r["auc"]), fmt_interval(drop, signed=True),
                      fmt_interval(sens and sens["rises"]), fmt_interval(sens and sens["change"], signed=True)]
             lines.append("| " + " | ".join(cells) + " |")
-            result["rows"][row]["shuffled_auc"] = r["auc"].as_json() if r["auc"] else None
-            result["rows"][row]["shuffled_drop"] = drop.as_json() if drop else None
+            result["rows"][row]["shuffled_auc"] = _json(r["auc"])
+            result["rows"][row]["shuffled_drop"] = _json(drop)
             result["rows"][row]["reference_sensitivity"] = (
                 {"rises": sens["rises"].as_json(), "change": sens["change"].as_json(), "n": sens["n"]} if sens else None)
     if partnet:
@@ -261,7 +259,7 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                   "same recipe):", "", "| Method | AUC | Acc. |", "|---|---|---|"]
         for row, r in partnet.items():
             lines.append(f"| {row_label(row)} | {fmt_interval(r['auc'])} | {_pct(r['metrics'].get('accuracy'))} |")
-            result["rows"][row]["partnet_auc"] = r["auc"].as_json() if r["auc"] else None
+            result["rows"][row]["partnet_auc"] = _json(r["auc"])
     if recipe.seeds > 1:
         spread = seed_spread(runs, recipe)
         lines += ["", f"**A second training**: every row trained {recipe.seeds} times on the same data (training seed "

@@ -123,7 +123,7 @@ def compare_cmd(a, b, replicates):
     from brokenchairs.benchmark.compare import compare_evals
 
     def folders(arg: str) -> list[Path]:
-        found = [Path(p) for p in arg.split(",") if p]
+        found = [Path(p) for p in comma_list(arg)]
         if not found:
             raise click.BadParameter(f"{arg!r} names no eval folder")
         return found
@@ -201,13 +201,18 @@ def reproduce_table2_cmd(preset, out, partnet, data, jobs, sets, device, seeds, 
 
     reproduce_table2(out, preset, partnet, jobs, echo=click.echo, sets=parse_sets(sets).values, device=device,
                      seeds=seeds, data=data, score_epochs=None if score_epochs is None else parse_epochs(score_epochs),
-                     rows=None if rows is None else tuple(r.strip() for r in rows.split(",") if r.strip()))
+                     rows=None if rows is None else tuple(comma_list(rows)))
+
+
+def comma_list(text: str) -> list[str]:
+    """``a, b,,c`` -> ["a", "b", "c"]: the comma-separated values of an option or argument."""
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def parse_epochs(text: str) -> tuple[int, ...]:
     """``--score-epochs 4,6,8`` -> (4, 6, 8); anything else is one line naming the option."""
     try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
+        return tuple(int(t) for t in comma_list(text))
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of epochs", param_hint="--score-epochs") from None
 
