@@ -11,7 +11,8 @@ every stage is exactly what a user would type:
    work than one two-thread training);
 4. ``eval`` each row on the unseen test shapes, with shuffled references (view models), and out
    of domain; with ``score_epochs`` also the checkpoints of those epochs (test and shuffled), for
-   the report's checkpoint ensembles;
+   the report's checkpoint ensembles. Each evaluation starts as soon as its checkpoint exists, on a
+   slot a finished training freed (``benchmark.schedule``): beside the trainings still running;
 5. ``table2.md`` (``benchmark.table2``): the rows with 95% intervals from a bootstrap over test
    shapes, CMT minus the query-only row with its paired interval, per-type AUC, the
    shuffled-reference drop, the real-chair rows, ROC curves and an examples sheet.
@@ -31,10 +32,10 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from brokenchairs.benchmark.schedule import Task, run_tasks
 from brokenchairs.benchmark.table2 import checkpoint_evals, row_model, seed_folder
 from brokenchairs.data_manifests import load_json
 from brokenchairs.errors import InputError
@@ -221,30 +222,6 @@ def check_score_epochs(recipe: Recipe) -> None:
                                        "trains (raise them with --set epochs=N)")
 
 
-def _pool(jobs: int, tasks: list) -> None:
-    """Run (fn, slot) tasks ``jobs`` at a time; slot k gets core set k of the machine's cores."""
-    cores = sorted(os.sched_getaffinity(0))
-    per = max(1, len(cores) // max(jobs, 1))
-    slots = [set(cores[k * per:(k + 1) * per]) or set(cores) for k in range(max(jobs, 1))]
-    free = list(range(len(slots)))
-    import threading
-
-    lock = threading.Lock()
-
-    def work(fn):
-        with lock:
-            slot = free.pop(0)
-        try:
-            fn(slots[slot], len(slots[slot]))
-        finally:
-            with lock:
-                free.append(slot)
-
-    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as ex:
-        for f in [ex.submit(work, fn) for fn in tasks]:
-            f.result()
-
-
 def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None, jobs: int | None = None,
                      echo=print, sets: dict | None = None, device: str = "auto", seeds: int | None = None,
                      data: Path | None = None, score_epochs: tuple[int, ...] | None = None,
@@ -304,7 +281,7 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         echo("  no real PartNet chairs (--partnet, BROKENCHAIRS_PARTNET): the out-of-domain rows are left out")
 
     runs = out / "runs"
-    trains = []
+    tasks = []
     # longest first (the rows that encode reference views), so that side-by-side slots end together
     replicates = [(row, k) for k in range(recipe.seeds) for row in recipe.rows]
     for row, k in sorted(replicates, key=lambda rk: (rk[1], not REGISTRY[row_model(rk[0])].views)):
@@ -318,20 +295,20 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
             shutil.rmtree(rd / stale, ignore_errors=True)
         (rd / "complete.json").unlink(missing_ok=True)
 
-        def task(cores, threads, row=row, k=k, name=name, rd=rd):
+        def train(cores, threads, row=row, k=k, name=name, rd=rd):
             args = _train_args(recipe, row, data, rd, device, k)
             run.run(f"train-{name}", args, threads=threads, cores=cores, accumulate="--resume" in args)
             (rd / "complete.json").write_text(json.dumps({"seconds": run.times.get(f"train-{name}")}))
 
-        trains.append(task)
-    _pool(jobs, trains)
+        tasks.append(Task(f"train-{name}", train))
 
     from brokenchairs.dataset.index import DatasetIndex
 
     test_shapes = len(DatasetIndex.open(data, "test", need_views=False).shapes())
     if test_shapes < 2:
         echo(f"  the test split holds {test_shapes} shape: no shuffled-reference control")
-    evals = []
+    # each evaluation starts once its checkpoint exists (an epoch's as its training passes it, last.pt's
+    # once the training is complete), on a slot a finished training freed: beside the longer trainings
     for row, k in replicates:
         name = seed_folder(row, k)
         rd = runs / name
@@ -355,9 +332,10 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
                 continue
             args = ["eval", "--checkpoint", str(rd / checkpoint), "--data", str(root), "--split", "test", "--views",
                     str(recipe.views_test), "--out", str(target), "--device", device, *extra]
-            evals.append(lambda cores, threads, stage=stage, args=args:
-                         run.run(stage, args, threads=threads, cores=cores))
-    _pool(jobs, evals)
+            made = rd / ("complete.json" if checkpoint == "last.pt" else checkpoint)
+            tasks.append(Task(stage, lambda cores, threads, stage=stage, args=args:
+                              run.run(stage, args, threads=threads, cores=cores), made.is_file))
+    run_tasks(jobs, tasks)
     flags = "".join(f" --{name} {value}" for name, value in (
         ("rows", rows and ",".join(recipe.rows)), ("seeds", seeds),
         ("score-epochs", score_epochs is not None and ",".join(map(str, recipe.score_epochs)))) if value)
