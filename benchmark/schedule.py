@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from brokenchairs.errors import InputError
+from brokenchairs.generation.pipeline.executor import worker_cpu_sets
 
 
 def always() -> bool:
@@ -35,12 +36,10 @@ class Task:
 
 
 def core_slots(jobs: int) -> list[set[int]]:
-    """``jobs`` disjoint sets of this process's cores (each at least one core; all of them shared
-    when there are fewer cores than jobs)."""
-    cores = sorted(os.sched_getaffinity(0))
-    jobs = max(jobs, 1)
-    per = max(1, len(cores) // jobs)
-    return [set(cores[k * per:(k + 1) * per]) or set(cores) for k in range(jobs)]
+    """``jobs`` disjoint equal shares of this process's cores (the generator's ``worker_cpu_sets``);
+    all of them shared by every slot when there are fewer cores than jobs."""
+    cores = os.sched_getaffinity(0)
+    return worker_cpu_sets(jobs, None, cores) or [set(cores)] * max(jobs, 1)
 
 
 def run_tasks(jobs: int, tasks: list[Task], poll_s: float = 2.0) -> None:
