@@ -76,7 +76,7 @@ class TrainConfig:
     twins: bool = False  # train on the normal twins too, each beside its anomalous query (generate --twins; a deviation)
     pair_weight: float = 0.0  # > 0 (needs twins): + W x softplus(s_twin - s_anomalous) per pair (benchmark.pair_loss)
     seed: int = 0
-    amp: bool = True  # bf16 autocast on CUDA; CPU runs in fp32
+    amp: bool = True  # bf16 autocast on CUDA and on CPUs with AMX, else fp32 (benchmark.device.compute_dtype)
     log_every: int = 10
     max_steps_per_epoch: int = 0  # 0 = whole epoch
     checkpoint_every: int = 500  # optimiser steps between exact-resume checkpoints (last.pt) inside an epoch; 0 = epoch ends only

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import ShardDataset, shuffled_references
+from brokenchairs.benchmark.device import compute_dtype
 from brokenchairs.benchmark.inference import Predictions, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
@@ -24,9 +25,10 @@ from brokenchairs.shared_folder import write_atomic
 
 def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = None, split: str = "test",
              views: int = 20, device: str = "cpu", batch_size: int = 8, workers: int = 0, examples: int = 12,
-             progress: bool = True, shuffle_references: bool = False) -> dict:
+             progress: bool = True, shuffle_references: bool = False, amp: bool = True) -> dict:
     """Score a checkpoint on a split; with ``shuffle_references`` every query is paired with
-    another test shape's reference views (a model that uses the reference should lose AUC)."""
+    another test shape's reference views (a model that uses the reference should lose AUC).
+    ``amp``: bf16 autocast where the device multiplies bf16 natively (``benchmark.device.compute_dtype``)."""
     model, state = load_model(checkpoint, model_name)
     name = state["model"]
     uses_views = spec(name).views
@@ -34,12 +36,14 @@ def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = N
         raise InputError(checkpoint, f"model {name!r} reads no reference: shuffled references change nothing")
     index = DatasetIndex.open(data, split, need_views=uses_views)
     reference_of = shuffled_references(index.shapes()) if shuffle_references else None
-    preds = run_inference(model, name, index, views, device, batch_size, workers, progress, reference_of=reference_of)
+    preds = run_inference(model, name, index, views, device, batch_size, workers, progress, amp=amp,
+                          reference_of=reference_of)
     metrics = compute_metrics(preds.label, preds.score, preds.code, preds.pred_box, preds.true_box, preds.view_pred,
                               preds.view_true, cell_max=preds.cell_max, cell_prob=preds.cell_prob,
                               cell_true=preds.cell_true)
     metrics = {"model": name, "checkpoint": str(Path(checkpoint).resolve()), "data": str(Path(data).resolve()),
                "split": split, "views": views, "shuffled_references": shuffle_references,
+               "compute_dtype": compute_dtype(device, amp),
                "epoch": state.get("epoch"), "step": state.get("step")} | metrics
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

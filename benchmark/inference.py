@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +13,7 @@ from tqdm import tqdm
 from brokenchairs.dataset.index import DatasetIndex
 
 from brokenchairs.benchmark.data import ShardDataset, prepare_batch
+from brokenchairs.benchmark.device import autocast
 from brokenchairs.benchmark.viewpoint import predict_view
 from brokenchairs.models import spec
 from brokenchairs.models.cmt import cell_targets
@@ -35,12 +35,6 @@ class Predictions:
     cell_max: np.ndarray | None = None  # with a cell head: the highest cell probability of each query
     cell_prob: np.ndarray | None = None  # the anomalous queries' cell probabilities (object or anomaly cells)
     cell_true: np.ndarray | None = None  # and whether each of those cells touches the anomaly
-
-
-def autocast(device: torch.device, enabled: bool = True):
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def make_eval_dataset(model_name: str, index: DatasetIndex, views: int, cache_shapes: int = 32,

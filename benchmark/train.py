@@ -33,8 +33,8 @@ from brokenchairs.benchmark.config import TrainConfig
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import EpochSampler, ShardDataset, prepare_batch
 from brokenchairs.benchmark.pair_loss import pair_loss
-from brokenchairs.benchmark.device import resolve_device
-from brokenchairs.benchmark.inference import autocast, run_inference
+from brokenchairs.benchmark.device import autocast, compute_dtype, float32_outputs, resolve_device
+from brokenchairs.benchmark.inference import run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
 from brokenchairs.errors import InputError
 from brokenchairs.models import build_model, spec
@@ -182,7 +182,8 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         run.mkdir(parents=True, exist_ok=True)
         sweep(run)  # temporaries of checkpoints whose writer was killed
         (run / "config.json").write_text(json.dumps(cfg.to_json() | {"data": str(Path(data).resolve()),
-                                                                     "resolution": res}, indent=1))
+                                                                     "resolution": res,
+                                                                     "compute_dtype": compute_dtype(dev, cfg.amp)}, indent=1))
     log = CsvLog(run / "metrics.csv", main_proc)
     if state is not None:  # rows logged after the checkpoint by a run killed later are logged again
         log.drop_after(step)
@@ -215,8 +216,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                 batch = prepare_batch(raw, dev)
                 with autocast(dev, cfg.amp):
                     out = net(batch)
-                    loss, parts = model.loss(batch, {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
-                                                     for k, v in out.items()}, generator=gen)
+                    loss, parts = model.loss(batch, float32_outputs(out), generator=gen)
                     if cfg.pair_weight > 0:
                         parts["pair"] = pair_loss(out["logits"].float(), batch["pair"], batch["label"])
                         loss = loss + cfg.pair_weight * parts["pair"]

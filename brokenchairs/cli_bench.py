@@ -72,8 +72,10 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--shuffle-references", is_flag=True,
               help="Pair each query with another shape's reference views (does the model use the reference?).")
+@click.option("--amp/--no-amp", default=True, show_default=True,
+              help="bf16 autocast on CUDA and on CPUs with AMX (--no-amp: float32 everywhere).")
 @DEVICE
-def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, shuffle_references, device):
+def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, shuffle_references, amp, device):
     """Score a checkpoint: metrics.json, predictions.csv, roc.png, examples.png.
 
     \b
@@ -82,7 +84,7 @@ def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, sh
     from brokenchairs.benchmark.evaluate import evaluate
 
     m = evaluate(checkpoint, data, out, model, split, views, resolve_device(device), batch_size, workers,
-                 shuffle_references=shuffle_references)
+                 shuffle_references=shuffle_references, amp=amp)
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     click.echo(f"{m['model']} on {m['n']} {split} queries: AUC {fmt(m['auc'])}  accuracy {fmt(m['accuracy'])}"
                + (f"  box AP50 {fmt(m['box_ap50'])}" if "box_ap50" in m else "")

@@ -1,6 +1,7 @@
 """Loader and training throughput on a real dataset folder.
 
 Usage: python perf/bench_train.py [--data DIR] [--preset paper|cpu] [--device cpu|cuda] [--repeats 3] [--steps 6]
+                                 [--precision]
 Without --data it generates 3 procedural chairs at 256x256 (+ 20 views) under out/bench-train.
 
 Prints, as medians of --repeats runs:
@@ -11,6 +12,10 @@ Prints, as medians of --repeats runs:
   sampling) and `cmt` with the queries of 2 shapes per batch sharing their views (encoded once),
   data loading included, the peak resident memory of each run, and the sharing speed-up measured
   as a ratio within each repetition (the three run interleaved).
+With ``--precision`` the training setups are instead `resnet18-fpn` and `cmt` (2 shapes per
+batch), each with ``amp`` off (float32) and on (bf16 autocast where ``benchmark.device.compute_dtype``
+allows it: CUDA, or a CPU with AMX), and the speed-up of amp is printed per model as a ratio
+within each repetition.
 Each training measurement runs in its own process so its peak memory is its own.
 """
 
@@ -90,6 +95,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--loader-samples", type=int, default=160)
+    ap.add_argument("--precision", action="store_true", help="time amp (bf16 where supported) against float32")
     ap.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -110,8 +116,15 @@ def main() -> None:
     from brokenchairs.benchmark.config import resolve_config
 
     cfg = resolve_config("cmt", args.preset)
-    setups = {"resnet18-fpn": ("resnet18-fpn", {}), "cmt, own views per sample": ("cmt", {"shapes_per_batch": 0}),
-              "cmt, 2 shapes per batch share views": ("cmt", {"shapes_per_batch": 2})}
+    from brokenchairs.benchmark.device import compute_dtype
+
+    if args.precision:
+        amp_on = compute_dtype(args.device, True)
+        setups = {f"{m}, {p}": (m, {"shapes_per_batch": 2, "amp": p != "fp32"})
+                  for m in ("resnet18-fpn", "cmt") for p in ("fp32", amp_on)}
+    else:
+        setups = {"resnet18-fpn": ("resnet18-fpn", {}), "cmt, own views per sample": ("cmt", {"shapes_per_batch": 0}),
+                  "cmt, 2 shapes per batch share views": ("cmt", {"shapes_per_batch": 2})}
     runs: dict[str, list] = {k: [] for k in setups}
     for _ in range(args.repeats):  # interleaved: the host's drift moves every setup alike
         for name, (model, sets) in setups.items():
@@ -124,10 +137,12 @@ def main() -> None:
     for name, rs in runs.items():
         print(f"  {name:38s} {statistics.median(r['samples_per_s'] for r in rs):6.2f} samples/s, "
               f"peak memory {max(r['peak_mib'] for r in rs):.0f} MiB")
-    ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(runs["cmt, own views per sample"],
-                                                                      runs["cmt, 2 shapes per batch share views"])]
-    print(f"  shared views: {statistics.median(ratios):.2f}x the samples/s of own views (per-repetition ratios "
-          + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+    pairs = ([(f"{m}, {amp_on}", f"{m}, fp32") for m in ("resnet18-fpn", "cmt")] if args.precision else
+             [("cmt, 2 shapes per batch share views", "cmt, own views per sample")])
+    for fast, slow in pairs:
+        ratios = [b["samples_per_s"] / a["samples_per_s"] for a, b in zip(runs[slow], runs[fast])]
+        print(f"  {fast}: {statistics.median(ratios):.2f}x the samples/s of {slow} (per-repetition ratios "
+              + ", ".join(f"{r:.2f}" for r in ratios) + ")")
 
 
 if __name__ == "__main__":

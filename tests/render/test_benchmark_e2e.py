@@ -21,6 +21,7 @@ from PIL import Image
 from brokenchairs.benchmark.config import resolve_config
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import ShardDataset
+from brokenchairs.benchmark.device import compute_dtype
 from brokenchairs.benchmark.train import train
 from brokenchairs.cli import main
 
@@ -73,6 +74,7 @@ def test_train_eval_report_end_to_end(data, tmp_path):
     assert list((run / "tb").glob("events.out.tfevents.*"))
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["preset"] == "tiny" and cfg["epochs"] == 2 and cfg["model"] == "cmt"
+    assert cfg["compute_dtype"] == compute_dtype("cpu", cfg["amp"])  # what amp meant on this machine
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert any(r["kind"] == "val" and r["auc"] for r in rows) and all(r["cell"] for r in rows if r["kind"] == "train")
     out = tmp_path / "eval"
@@ -82,6 +84,15 @@ def test_train_eval_report_end_to_end(data, tmp_path):
                 "box_ap50", "mean_iou", "viewpoint_accuracy", "cell_auc", "cell_localisation_auc"):
         assert key in m, key
     assert 0 <= m["cell_localisation_auc"] <= 1
+    assert m["compute_dtype"] == compute_dtype("cpu", True)
+    fp32 = tmp_path / "eval-fp32"
+    _cli("eval", "--model", "cmt", "--checkpoint", run / "last.pt", "--data", data, "--split", "all", "--out", fp32,
+         "--no-amp")
+    m32 = json.loads((fp32 / "metrics.json").read_text())
+    assert m32["compute_dtype"] == "fp32" and m32["n"] == m["n"]
+    scores = {tag: [float(r["score"]) for r in csv.DictReader((d / "predictions.csv").open())] for tag, d in
+              (("amp", out), ("fp32", fp32))}
+    assert max(abs(a - b) for a, b in zip(scores["amp"], scores["fp32"])) < 0.05  # same queries, same order
     assert 0 <= m["auc"] <= 1 and m["n"] == len(DatasetIndex.open(data, "all"))
     preds = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(preds) == m["n"] and {"sample_id", "score", "box_x0", "view_pred"} <= set(preds[0])
