@@ -18,6 +18,7 @@ import io
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,9 +182,17 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
     if main_proc:  # every input checked: only now the run folder is made
         run.mkdir(parents=True, exist_ok=True)
         sweep(run)  # temporaries of checkpoints whose writer was killed
+        dtype = compute_dtype(dev, cfg.amp)
+        before = _saved_dtype(run / "config.json") if state is not None else None
+        if before is not None and not before.endswith(dtype):  # e.g. a float32 run resumed on a CPU with AMX
+            print(f"{run}: trained in {before} until epoch {epoch}, continues in {dtype} (--set amp decides)",
+                  file=sys.stderr)
+            dtype = f"{before} to epoch {epoch}, then {dtype}"
+        elif before is not None:
+            dtype = before
         (run / "config.json").write_text(json.dumps(cfg.to_json() | {"data": str(Path(data).resolve()),
-                                                                     "resolution": res,
-                                                                     "compute_dtype": compute_dtype(dev, cfg.amp)}, indent=1))
+                                                                     "resolution": res, "compute_dtype": dtype},
+                                                    indent=1))
     log = CsvLog(run / "metrics.csv", main_proc)
     if state is not None:  # rows logged after the checkpoint by a run killed later are logged again
         log.drop_after(step)
@@ -270,6 +279,11 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         dist.destroy_process_group()
     result.steps, result.seconds = step, time.perf_counter() - t_start
     return result
+
+
+def _saved_dtype(path: Path) -> str | None:
+    """The compute_dtype a run's config.json records (None for runs written before it was recorded)."""
+    return json.loads(path.read_text()).get("compute_dtype") if path.is_file() else None
 
 
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:

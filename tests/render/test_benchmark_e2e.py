@@ -139,6 +139,25 @@ def test_a_finished_run_extended_by_resume_with_more_epochs_equals_the_longer_ru
     a = torch.load(tmp_path / "long" / "last.pt", weights_only=False)["state_dict"]
     b = torch.load(tmp_path / "short" / "last.pt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    here = compute_dtype("cpu", True)
+    assert json.loads((tmp_path / "short" / "config.json").read_text())["compute_dtype"] == here
+
+
+def test_a_run_resumed_in_another_arithmetic_says_so_and_records_both(data, tmp_path):
+    """A run trained in one compute dtype and continued in another (the same run on a machine with or
+    without AMX) keeps both in config.json and says so on stderr, rather than relabelling its past."""
+    run = tmp_path / "run"
+    base = ["train", "--model", "resnet18-fpn", "--data", data, "--device", "cpu", *TINY, "--set", "val_split=",
+            "--set", "max_steps_per_epoch=2", "--out", run]
+    _cli(*base, "--epochs", "1")
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(cfg | {"compute_dtype": "other"}))
+    res = _cli(*base, "--resume", "--epochs", "2")
+    here = compute_dtype("cpu", True)
+    assert f"trained in other until epoch 1, continues in {here}" in res.stderr
+    assert json.loads((run / "config.json").read_text())["compute_dtype"] == f"other to epoch 1, then {here}"
+    _cli(*base, "--resume", "--epochs", "3")  # continuing in the same arithmetic keeps the history as it is
+    assert json.loads((run / "config.json").read_text())["compute_dtype"] == f"other to epoch 1, then {here}"
 
 
 def _train_cmd(data: Path, run: Path, *extra: str) -> list[str]:
