@@ -224,10 +224,10 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
             for raw in batches:
                 batch = prepare_batch(raw, dev)
                 with autocast(dev, cfg.amp):
-                    out = net(batch)
-                    loss, parts = model.loss(batch, float32_outputs(out), generator=gen)
+                    out = float32_outputs(net(batch))
+                    loss, parts = model.loss(batch, out, generator=gen)
                     if cfg.pair_weight > 0:
-                        parts["pair"] = pair_loss(out["logits"].float(), batch["pair"], batch["label"])
+                        parts["pair"] = pair_loss(out["logits"], batch["pair"], batch["label"])
                         loss = loss + cfg.pair_weight * parts["pair"]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
