@@ -3,8 +3,9 @@
 ``auto`` is CUDA when torch sees one, else the CPU. ``amp`` (on by default) means bf16 autocast
 where the hardware multiplies bf16 natively: every CUDA device, and a CPU with Intel AMX
 (``torch.cpu.get_capabilities()["amx_bf16"]``: a CMT training step 1.3-1.65x and a ResNet18-FPN
-step 1.3-1.8x faster there, ``perf/bench_train.py --precision``, the spread the host's load). Any other CPU runs in float32, where bf16 would be emulated
-(slower, not faster). Losses and VLFA's depth test stay float32 either way.
+step 1.3-1.8x faster there, ``perf/bench_train.py --precision``, the spread the host's load). Any
+other CPU runs in float32, where bf16 would be emulated (slower, not faster). Losses and VLFA's
+depth test stay float32 either way.
 """
 
 from __future__ import annotations
