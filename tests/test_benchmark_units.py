@@ -338,6 +338,7 @@ def test_every_reproduce_preset_loads_and_asks_only_what_generate_and_train_acce
         check_score_epochs(recipe)
         assert set(recipe.anomalies) <= set(KINDS) | {"all"} and recipe.balance in BALANCES, name
     missing = Recipe.load("cpu-missing")
-    last = wanted_epochs(missing, "cmt")  # its ensembles: every second epoch, the last included
-    assert missing.anomalies == ("missing", "normal") and missing.score_epochs == tuple(range(2, last + 1, 2))
+    last = wanted_epochs(missing, "cmt")  # its ensembles: every epoch trained at the dropped rate, the last included
+    drop = missing.train_sets["lr_drop"]
+    assert missing.anomalies == ("missing", "normal") and missing.score_epochs == tuple(range(drop + 1, last + 1))
     assert last == wanted_epochs(missing, "resnet18-fpn") == 12 and Recipe.load("cpu").anomalies == ("all",)
