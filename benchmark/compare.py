@@ -1,6 +1,8 @@
 """``brokenchairs compare A B``: two evaluations of the same test queries side by side, with intervals
 from a bootstrap over test shapes, their paired AUC difference and, when B is A's checkpoint scored
-with shuffled references, how each normal query's score moves with the wrong reference.
+with shuffled references, how each normal query's score moves with the wrong reference; with
+``by_need``, the same on the missing parts only the reference can settle and on those the photo can
+(``benchmark.reference_need``).
 
 A side may name several eval folders (comma-separated): a checkpoint ensemble (``benchmark.ensemble``)."""
 
@@ -20,7 +22,23 @@ def _name(r: dict) -> str:
     return name + (f", ensemble of {r['members']} evaluations" if r.get("members", 1) > 1 else "")
 
 
-def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 2000) -> str:
+def need_lines(ra: dict, rb: dict, replicates: int) -> list[str]:
+    """A and B on the missing parts only the reference can settle, and on those the photo can."""
+    from brokenchairs.benchmark.reference_need import need_breakdown, reference_need
+
+    m = ra["metrics"]
+    need = reference_need(Path(m["data"]), m.get("split", "test"))
+    if not need:
+        return [f"by reference need: {m['data']} holds no missing-part query in split {m.get('split', 'test')}"]
+    lines = []
+    for name, e in need_breakdown(ra, need, replicates, rb).items():
+        lines.append(f"missing parts the {'reference alone' if name == 'needed' else 'photo'} can settle ({name}, "
+                     f"{e['anomalies']} anomalies against every normal query): A {fmt_interval(e['auc'])}, "
+                     f"B {fmt_interval(e['other_auc'])}, A - B {fmt_interval(e['difference'], signed=True)}")
+    return lines
+
+
+def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 2000, by_need: bool = False) -> str:
     fa, fb = ([a] if isinstance(a, Path) else list(a)), ([b] if isinstance(b, Path) else list(b))
     ra, rb = summary(fa, replicates), summary(fb, replicates)
     na, nb = ",".join(map(str, fa)), ",".join(map(str, fb))
@@ -38,4 +56,6 @@ def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 
             unit = "points (mean score over the ensemble)" if ra.get("members", 1) > 1 else "points"
             lines.append(f"wrong reference, {sens['n']} normal queries: scored higher {fmt_interval(sens['rises'])} % "
                          f"(50 = reference ignored), mean score change {fmt_interval(sens['change'], signed=True)} {unit}")
+    if by_need:
+        lines += need_lines(ra, rb, replicates)
     return "\n".join(lines) + "\n"

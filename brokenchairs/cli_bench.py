@@ -111,7 +111,10 @@ def report_cmd(runs, out):
 @click.argument("b")
 @click.option("--replicates", type=click.IntRange(min=10), default=2000, show_default=True,
               help="Bootstrap replicates over test shapes.")
-def compare_cmd(a, b, replicates):
+@click.option("--by-reference-need", "by_need", is_flag=True,
+              help="Also score the missing parts only the reference can settle (the photo shows a chair some "
+                   "training chair's parts match) apart from those the photo can (reads A's dataset).")
+def compare_cmd(a, b, replicates, by_need):
     """Two eval folders of the same queries: AUCs with 95% intervals, the paired difference A - B and,
     when B is A's checkpoint scored with --shuffle-references, how normal queries' scores move.
 
@@ -121,6 +124,7 @@ def compare_cmd(a, b, replicates):
     \b
     Example: brokenchairs compare runs/cmt/eval runs/cmt/eval-shuffled
              brokenchairs compare evals/cmt-e10,evals/cmt-e12 evals/resnet-e10,evals/resnet-e12
+             brokenchairs compare runs/cmt/eval runs/cmt/eval-shuffled --by-reference-need
     """
     from brokenchairs.benchmark.compare import compare_evals
 
@@ -130,7 +134,7 @@ def compare_cmd(a, b, replicates):
             raise click.BadParameter(f"{arg!r} names no eval folder")
         return found
 
-    click.echo(compare_evals(folders(a), folders(b), replicates), nl=False)
+    click.echo(compare_evals(folders(a), folders(b), replicates, by_need), nl=False)
 
 
 @click.command("predict")

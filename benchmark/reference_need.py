@@ -1,0 +1,108 @@
+"""Which missing-part queries only the reference can settle, and each evaluation's AUC on either kind.
+
+A chair's part signature is how many leaf parts of each label it has (four legs, one seat, one back,
+two arms ...). A missing part changes it: the photo shows a chair with the signature of
+``shape.without_part``. When some *training* chair has exactly that signature, normal chairs of that
+make exist, and the photo alone cannot tell the anomaly from one of them: only the reference can
+(``needed``). When no training chair has it (three legs where every chair of the family has four), a
+query-only model can learn the anomaly from the photo alone (``settled``). The other anomaly types
+leave the signature unchanged and are in neither subset.
+
+The split bounds what a shuffled-reference control can show: a model that reads its reference
+perfectly loses its AUC on ``needed`` anomalies with another shape's reference, and may lose nothing
+on ``settled`` ones, so the drop over all anomalies is diluted by the share of ``settled`` ones, a
+property of the dataset, not of the model. Each subset's AUC pits its anomalies against all the
+evaluation's normal queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
+from brokenchairs.benchmark.evals import score_arrays
+from brokenchairs.dataset.dataset_json import read_dataset
+from brokenchairs.dataset.index import parse_split, shape_splits
+from brokenchairs.errors import InputError
+from brokenchairs.generation.inspection.stats import manifest_records
+from brokenchairs.generation.shapes.shape import Shape
+from brokenchairs.generation.shapes.sources import ShapeRef, load_ref
+
+SUBSETS = {"needed": True, "settled": False}  # subset name -> the flag ``reference_need`` gives its queries
+
+Signature = tuple[tuple[str, int], ...]
+
+
+def part_signature(shape: Shape) -> Signature:
+    """How many leaf parts of each label the shape has, sorted by label."""
+    return tuple(sorted(Counter(p.label for p in shape.parts()).items()))
+
+
+def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
+    """Sample id -> True (only the reference can settle it) or False (the photo can) for every
+    missing-part query of ``split``; the training split's shapes are the chairs a model has seen."""
+    root = Path(root)
+    data = read_dataset(root)
+    if data is None:
+        raise InputError(root, "not a dataset folder (no dataset.json)")
+    refs = {d["shape_id"]: ShapeRef.from_json(d) for d in data.get("shapes", [])}
+    splits, wanted = shape_splits(data), parse_split(split)
+    train = [sid for sid, name in splits.items() if name == "train"]
+    if not train:
+        raise InputError(root / "dataset.json", "has no training shapes to compare part signatures with")
+    seen = {part_signature(load_ref(refs[sid])) for sid in train if sid in refs}
+    need: dict[str, bool] = {}
+    after: dict[tuple[str, int], bool] = {}  # (shape, removed node) -> needed
+    shapes: dict[str, Shape] = {}
+    for r in manifest_records(root):
+        if r.get("anomaly_type") != "missing" or splits.get(r["shape_id"]) not in wanted:
+            continue
+        part = (r.get("record") or {}).get("part_id")
+        if part is None:
+            raise InputError(root / "manifest.jsonl", f"{r['sample_id']}: a missing-part record without its part_id")
+        key = (r["shape_id"], int(part))
+        if key not in after:
+            if r["shape_id"] not in refs:
+                raise InputError(root / "dataset.json", f"lists no shape {r['shape_id']} (a query of the manifest)")
+            shape = shapes.setdefault(r["shape_id"], load_ref(refs[r["shape_id"]]))
+            after[key] = part_signature(shape.without_part(key[1])) in seen
+        need[r["sample_id"]] = after[key]
+    return need
+
+
+def _subset_ids(summary: dict, anomalies: set[str]) -> list[str]:
+    """The evaluation's normal queries and those of ``anomalies`` it scored."""
+    return [i for i in summary["ids"] if summary["preds"][i]["label"] == "0" or i in anomalies]
+
+
+def _auc(summary: dict, ids: list[str], replicates: int) -> Interval | None:
+    y, s, shapes = score_arrays(summary["preds"], ids)
+    return shape_bootstrap(y, s, shapes, replicates) if len(np.unique(y)) == 2 else None
+
+
+def need_breakdown(a: dict, need: dict[str, bool], replicates: int, b: dict | None = None) -> dict:
+    """Per subset (``SUBSETS``): its anomalies' count, evaluation ``a``'s AUC (a ``row_summary`` or
+    ensemble) on them against all normal queries and, given ``b`` (another scoring of the same
+    queries: another model, or ``a``'s checkpoint with shuffled references), b's AUC and the paired
+    difference a - b over test shapes. Intervals are 95%, ``None`` where a subset has no anomaly."""
+    out = {}
+    for name, flag in SUBSETS.items():
+        anomalies = {i for i, v in need.items() if v == flag}
+        ids = _subset_ids(a, anomalies)
+        if b is not None:
+            ids = [i for i in ids if i in b["preds"]]
+        entry: dict = {"anomalies": sum(1 for i in ids if i in anomalies), "auc": _auc(a, ids, replicates)}
+        if b is not None:
+            y, sa, shapes = score_arrays(a["preds"], ids)
+            _, sb, _ = score_arrays(b["preds"], ids)
+            both = len(np.unique(y)) == 2
+            entry["other_auc"] = _auc(b, ids, replicates)
+            entry["difference"] = paired_difference(y, sa, sb, shapes, replicates) if both else None
+        out[name] = entry
+    return out
+
+
+def need_counts(need: dict[str, bool]) -> dict[str, int]:
+    return {name: sum(1 for v in need.values() if v == flag) for name, flag in SUBSETS.items()}
