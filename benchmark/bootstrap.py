@@ -2,7 +2,8 @@
 independent: they share its geometry, materials and anomalies).
 
 Each replicate draws the test shapes with replacement and pools their images; the statistic
-(AUC by default, ``sklearn.metrics.roc_auc_score``) is computed on the pool. ``paired_difference``
+(AUC by default: ``rank_auc``, equal to ``sklearn.metrics.roc_auc_score`` and about 10x faster, which
+matters at 2,000 replicates of each of a report's intervals) is computed on the pool. ``paired_difference``
 resamples the same shapes for two models scored on the same images, so the interval of the
 difference accounts for their correlation. Percentile intervals; replicates whose pool holds
 one class only are redrawn. ``shape_mean`` bootstraps the mean of a per-image value (a paired
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,15 @@ class Interval:
 
     def as_json(self) -> dict:
         return {"value": self.value, "low": self.low, "high": self.high, "replicates": self.replicates}
+
+
+def rank_auc(labels, scores) -> float:
+    """ROC AUC by ranks (the Mann-Whitney U over both classes, ties counted half): sklearn's
+    ``roc_auc_score`` without its input checks. Labels 0/1 with both present."""
+    pos = np.asarray(labels) == 1
+    n1 = int(pos.sum())
+    n0 = len(pos) - n1
+    return float((rankdata(scores)[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _by_shape(shapes) -> list[np.ndarray]:
@@ -47,7 +57,7 @@ def _draws(groups: list[np.ndarray], labels: np.ndarray | None, replicates: int,
 
 
 def shape_bootstrap(labels, scores, shapes, replicates: int = 2000, seed: int = 0, level: float = 0.95,
-                    statistic=roc_auc_score) -> Interval:
+                    statistic=rank_auc) -> Interval:
     y, s = np.asarray(labels), np.asarray(scores, float)
     groups = _by_shape(shapes)
     stats = [statistic(y[r], s[r]) for r in _draws(groups, y, replicates, seed)]
@@ -56,7 +66,7 @@ def shape_bootstrap(labels, scores, shapes, replicates: int = 2000, seed: int = 
 
 
 def paired_difference(labels, scores_a, scores_b, shapes, replicates: int = 2000, seed: int = 0,
-                      level: float = 0.95, statistic=roc_auc_score) -> Interval:
+                      level: float = 0.95, statistic=rank_auc) -> Interval:
     """statistic(a) - statistic(b) on the same images, shapes resampled together."""
     y = np.asarray(labels)
     a, b = np.asarray(scores_a, float), np.asarray(scores_b, float)

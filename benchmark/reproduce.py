@@ -70,6 +70,7 @@ class Recipe:
     score_epochs: tuple[int, ...] = ()  # checkpoints (epochs) also scored, for the report's checkpoint ensembles
     anomalies: tuple[str, ...] = ("all",)  # generate --anomaly, each
     balance: str = "table1"  # generate --balance
+    reference_need: bool = False  # the report also splits missing parts by who can settle them (benchmark.reference_need)
 
     @classmethod
     def load(cls, name: str) -> Recipe:

@@ -160,6 +160,50 @@ def _ensemble_lines(ens: dict[str, dict], recipe, result: dict) -> list[str]:
     return lines
 
 
+def _need_lines(test: dict[str, dict], shuffled: dict[str, dict], ens: dict[str, dict], recipe, result: dict) -> list[str]:
+    """The report's split of the missing parts into those only the reference can settle and those the
+    photo can (``benchmark.reference_need``), for each row's last checkpoint and checkpoint ensemble."""
+    from brokenchairs.benchmark.reference_need import SUBSETS, need_breakdown, need_counts, reference_need
+
+    first = next(iter(test.values()))["metrics"]
+    need = reference_need(Path(first["data"]), first.get("split", "test"))
+    if not need:
+        return []
+    rep, counts = recipe.bootstrap, need_counts(need)
+    base = row_label(recipe.baseline)
+    lines = ["", f"**Where only the reference can tell** (`compare --by-reference-need`): of the {len(need)} missing-part "
+             f"test anomalies, {counts['needed']} leave a chair whose parts (labels and counts) some training chair has, so "
+             "a normal chair of that make exists and only the reference can tell the anomaly (`needed`); the "
+             f"other {counts['settled']} leave a chair no training chair resembles part for part, which the photo "
+             "alone can give away (`settled`). Each AUC pits one subset's anomalies against every normal query. A "
+             "model that reads its reference loses on `needed` with shuffled references, whatever it does on "
+             "`settled`; the drop over all anomalies is diluted by the `settled` share.", "",
+             f"| Anomalies | Method | scored | anomalies | AUC | AUC - {base} (paired) | AUC, shuffled references "
+             "| drop (paired) |", "|---|---|---|---|---|---|---|---|"]
+    scorings = [(row, "last checkpoint", test[row], test.get(recipe.baseline), shuffled.get(row)) for row in test]
+    scorings += [(row, f"ensemble of {len(r['folders'])}", r["own"], ens.get(recipe.baseline, {}).get("own"),
+                  r.get("shuffled")) for row, r in ens.items()]
+    table = {name: [] for name in SUBSETS}
+    out: dict = {"counts": counts, "rows": {}}
+    for row, scored, own, baseline, shuf in scorings:
+        vs_base = need_breakdown(own, need, rep, baseline) if baseline is not None and row != recipe.baseline else None
+        vs_shuf = need_breakdown(own, need, rep, shuf) if shuf is not None else None
+        plain = vs_base or vs_shuf or need_breakdown(own, need, rep)
+        for name in SUBSETS:
+            e = plain[name]
+            table[name].append("| " + " | ".join([name, row_label(row), scored, str(e["anomalies"]), fmt_interval(e["auc"]),
+                                                   fmt_interval(vs_base and vs_base[name]["difference"], signed=True),
+                                                   fmt_interval(vs_shuf and vs_shuf[name]["other_auc"]),
+                                                   fmt_interval(vs_shuf and vs_shuf[name]["difference"], signed=True)]) + " |")
+            out["rows"].setdefault(row, {}).setdefault(scored, {})[name] = {
+                "anomalies": e["anomalies"], "auc": _json(e["auc"]),
+                "minus_baseline": _json(vs_base and vs_base[name]["difference"]),
+                "shuffled_auc": _json(vs_shuf and vs_shuf[name]["other_auc"]),
+                "shuffled_drop": _json(vs_shuf and vs_shuf[name]["difference"])}
+    result["reference_need"] = out
+    return lines + [line for name in SUBSETS for line in table[name]]
+
+
 def plot_rocs(path: Path, rows: dict[str, dict]) -> None:
     import matplotlib
 
@@ -273,8 +317,11 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
                          f"| {_spread_cell(entry.get('shuffled_drop'), True)} "
                          f"| {_spread_cell(entry.get('wrong_reference_change'), True)} |")
             result["rows"][row]["seeds"] = entry
-    if recipe.score_epochs:
-        lines += _ensemble_lines(ensemble_rows(runs, recipe, rep), recipe, result)
+    ens = ensemble_rows(runs, recipe, rep) if recipe.score_epochs else {}
+    if ens:
+        lines += _ensemble_lines(ens, recipe, result)
+    if recipe.reference_need:
+        lines += _need_lines(test, shuffled, ens, recipe, result)
     if times:
         total = sum(times.values())
         lines += ["", f"Stage times (min, trainings and evaluations {recipe.jobs} side by side, so they overlap): "

@@ -24,6 +24,23 @@ def test_shape_bootstrap_interval_contains_the_value_and_paired_difference_sees_
     assert abs(same.low) < 1e-3 and abs(same.high) < 1e-3
 
 
+def test_rank_auc_is_sklearns_auc_with_ties_and_gives_the_same_intervals():
+    from brokenchairs.benchmark.bootstrap import paired_difference, rank_auc, shape_bootstrap
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    tied = rng.integers(0, 7, 300) / 6  # many ties, counted half
+    for s in (tied, rng.normal(size=300), y + rng.normal(0, 0.5, 300)):
+        assert rank_auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+        assert rank_auc(y.astype(bool).astype(int), -s) == pytest.approx(roc_auc_score(y, -s), abs=1e-12)
+    shapes = np.repeat(np.arange(30), 10)
+    fast, slow = (shape_bootstrap(y, tied, shapes, 200, statistic=f) for f in (rank_auc, roc_auc_score))
+    assert (fast.value, fast.low, fast.high) == pytest.approx((slow.value, slow.low, slow.high), abs=1e-12)
+    other = rng.normal(size=300)
+    fast, slow = (paired_difference(y, tied, other, shapes, 200, statistic=f) for f in (rank_auc, roc_auc_score))
+    assert (fast.value, fast.low, fast.high) == pytest.approx((slow.value, slow.low, slow.high), abs=1e-12)
+
+
 def test_shape_mean_is_the_mean_and_its_interval_widens_with_between_shape_spread():
     from brokenchairs.benchmark.bootstrap import shape_mean
 

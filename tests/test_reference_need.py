@@ -121,3 +121,46 @@ def test_need_breakdown_is_sklearns_auc_on_each_subset_and_compare_prints_it(cas
     assert "(needed, 2 anomalies against every normal query): A 100.0" in res.output
     assert "(settled, 1 anomalies against every normal query): A 100.0" in res.output
     assert "--by-reference-need" not in res.output and "needed" not in CliRunner().invoke(main, ["compare", *folders]).output
+
+
+def test_the_report_splits_each_rows_scores_by_reference_need(case, tmp_path):
+    """``reproduce table2`` with a recipe's ``reference_need``: per row and subset, AUC against every
+    normal query, CMT minus the query-only row and CMT's shuffled-reference drop, each sklearn's."""
+    from dataclasses import replace
+
+    from brokenchairs.benchmark.reproduce import Recipe
+    from brokenchairs.benchmark.table2 import write_table2
+    from test_bootstrap_compare import _eval_folder
+
+    t, u, other, records = case
+    root = _dataset(tmp_path / "ds", [u.shape_id, other], [t.shape_id], records=records)
+    mine = [r for r in records if r["shape_id"] == t.shape_id]
+    ids = [r["sample_id"] for r in mine] + [f"n{i:02d}/normal/v0" for i in range(12)]
+    shapes = [t.shape_id] * len(mine) + [f"n{i // 3}" for i in range(12)]
+    labels = np.array([r["label"] for r in mine] + [0] * 12)
+    rng = np.random.default_rng(7)
+    scores = {name: rng.uniform(0, 1, len(ids)).round(6) for name in ("resnet", "cmt", "shuffled")}
+    out = tmp_path / "t2"
+    for row, name, folder, shuffled in (("resnet18-fpn", "resnet", "eval-test", False), ("cmt", "cmt", "eval-test", False),
+                                        ("cmt", "shuffled", "eval-shuffled", True)):
+        f = _eval_folder(out / "runs" / row / folder, ids, shapes, labels, scores[name], checkpoint=f"{row}.pt",
+                         shuffled=shuffled)
+        meta = json.loads((f / "metrics.json").read_text())
+        (f / "metrics.json").write_text(json.dumps({**meta, "model": row, "data": str(root), "split": "test"}))
+    recipe = replace(Recipe.load("cpu-missing"), score_epochs=(), bootstrap=50)
+    assert recipe.reference_need
+    text = write_table2(out, recipe, {}).read_text()
+    got = json.loads((out / "table2.json").read_text())["reference_need"]
+    assert got["counts"] == {"needed": 2, "settled": 1}
+    for name, kept in (("needed", {ids[0], ids[1]}), ("settled", {ids[2]})):
+        keep = [k for k, i in enumerate(ids) if labels[k] == 0 or i in kept]
+        y = labels[keep]
+        auc = {k: roc_auc_score(y, s[keep]) for k, s in scores.items()}
+        cmt = got["rows"]["cmt"]["last checkpoint"][name]
+        assert cmt["anomalies"] == len(kept) and cmt["auc"]["value"] == pytest.approx(auc["cmt"])
+        assert cmt["minus_baseline"]["value"] == pytest.approx(auc["cmt"] - auc["resnet"])
+        assert cmt["shuffled_drop"]["value"] == pytest.approx(auc["cmt"] - auc["shuffled"])
+        base = got["rows"]["resnet18-fpn"]["last checkpoint"][name]
+        assert base["auc"]["value"] == pytest.approx(auc["resnet"]) and base["shuffled_drop"] is None
+    table = [line for line in text.split("**Where only the reference can tell**")[1].splitlines() if line.startswith("|")]
+    assert len(table) == 2 + 4 and len({line.count("|") for line in table}) == 1
