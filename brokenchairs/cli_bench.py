@@ -113,7 +113,8 @@ def report_cmd(runs, out):
               help="Bootstrap replicates over test shapes.")
 @click.option("--by-reference-need", "by_need", is_flag=True,
               help="Also score the missing parts only the reference can settle (the photo shows a chair some "
-                   "training chair's parts match) apart from those the photo can (reads A's dataset).")
+                   "training chair's parts match) apart from those the photo can (reads A's dataset and loads "
+                   "its training shapes: seconds for procedural chairs, longer for thousands of PartNet ones).")
 def compare_cmd(a, b, replicates, by_need):
     """Two eval folders of the same queries: AUCs with 95% intervals, the paired difference A - B and,
     when B is A's checkpoint scored with --shuffle-references, how normal queries' scores move.
