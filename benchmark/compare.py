@@ -30,12 +30,11 @@ def need_lines(ra: dict, rb: dict, replicates: int) -> list[str]:
     need = reference_need(Path(m["data"]), m.get("split", "test"))
     if not need:
         return [f"by reference need: {m['data']} holds no missing-part query in split {m.get('split', 'test')}"]
-    lines = []
-    for name, e in need_breakdown(ra, need, replicates, rb).items():
-        lines.append(f"missing parts the {'reference alone' if name == 'needed' else 'photo'} can settle ({name}, "
-                     f"{e['anomalies']} anomalies against every normal query): A {fmt_interval(e['auc'])}, "
-                     f"B {fmt_interval(e['other_auc'])}, A - B {fmt_interval(e['difference'], signed=True)}")
-    return lines
+    b = need_breakdown(rb, need, replicates)
+    return [f"missing parts the {'reference alone' if name == 'needed' else 'photo'} can settle ({name}, "
+            f"{e['anomalies']} anomalies against every normal query): A {fmt_interval(e['auc'])}, "
+            f"B {fmt_interval(b[name]['auc'])}, A - B {fmt_interval(e['b'], signed=True)}"
+            for name, e in need_breakdown(ra, need, replicates, {"b": rb}).items()]
 
 
 def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 2000, by_need: bool = False) -> str:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_bootstrap
-from brokenchairs.benchmark.evals import score_arrays
+from brokenchairs.benchmark.bootstrap import Interval, shape_bootstrap
+from brokenchairs.benchmark.evals import paired_auc, score_arrays
 from brokenchairs.dataset.dataset_json import read_dataset
 from brokenchairs.dataset.index import parse_split, shape_splits
 from brokenchairs.errors import InputError
@@ -48,14 +48,20 @@ def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
     if data is None:
         raise InputError(root, "not a dataset folder (no dataset.json)")
     refs = {d["shape_id"]: ShapeRef.from_json(d) for d in data.get("shapes", [])}
+
+    def shape(sid: str) -> Shape:
+        if sid not in refs:
+            raise InputError(root / "dataset.json", f"lists no shape {sid} (named by its splits or manifest)")
+        return load_ref(refs[sid])
+
     splits, wanted = shape_splits(data), parse_split(split)
     train = [sid for sid, name in splits.items() if name == "train"]
     if not train:
         raise InputError(root / "dataset.json", "has no training shapes to compare part signatures with")
-    seen = {part_signature(load_ref(refs[sid])) for sid in train if sid in refs}
+    seen = {part_signature(shape(sid)) for sid in train}
     need: dict[str, bool] = {}
     after: dict[tuple[str, int], bool] = {}  # (shape, removed node) -> needed
-    shapes: dict[str, Shape] = {}
+    loaded: dict[str, Shape] = {}
     for r in manifest_records(root):
         if r.get("anomaly_type") != "missing" or splits.get(r["shape_id"]) not in wanted:
             continue
@@ -64,17 +70,11 @@ def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
             raise InputError(root / "manifest.jsonl", f"{r['sample_id']}: a missing-part record without its part_id")
         key = (r["shape_id"], int(part))
         if key not in after:
-            if r["shape_id"] not in refs:
-                raise InputError(root / "dataset.json", f"lists no shape {r['shape_id']} (a query of the manifest)")
-            shape = shapes.setdefault(r["shape_id"], load_ref(refs[r["shape_id"]]))
-            after[key] = part_signature(shape.without_part(key[1])) in seen
+            if r["shape_id"] not in loaded:
+                loaded[r["shape_id"]] = shape(r["shape_id"])
+            after[key] = part_signature(loaded[r["shape_id"]].without_part(key[1])) in seen
         need[r["sample_id"]] = after[key]
     return need
-
-
-def _subset_ids(summary: dict, anomalies: set[str]) -> list[str]:
-    """The evaluation's normal queries and those of ``anomalies`` it scored."""
-    return [i for i in summary["ids"] if summary["preds"][i]["label"] == "0" or i in anomalies]
 
 
 def _auc(summary: dict, ids: list[str], replicates: int) -> Interval | None:
@@ -82,24 +82,18 @@ def _auc(summary: dict, ids: list[str], replicates: int) -> Interval | None:
     return shape_bootstrap(y, s, shapes, replicates) if len(np.unique(y)) == 2 else None
 
 
-def need_breakdown(a: dict, need: dict[str, bool], replicates: int, b: dict | None = None) -> dict:
-    """Per subset (``SUBSETS``): its anomalies' count, evaluation ``a``'s AUC (a ``row_summary`` or
-    ensemble) on them against all normal queries and, given ``b`` (another scoring of the same
-    queries: another model, or ``a``'s checkpoint with shuffled references), b's AUC and the paired
-    difference a - b over test shapes. Intervals are 95%, ``None`` where a subset has no anomaly."""
+def need_breakdown(a: dict, need: dict[str, bool], replicates: int, others: dict[str, dict] | None = None) -> dict:
+    """Per subset (``SUBSETS``): the count of its anomalies that ``a`` (a ``row_summary`` or ensemble)
+    scored, ``auc``: a's AUC on them against all its normal queries, and for each of ``others``
+    (other scorings of the same queries by name: another model, a's checkpoint with shuffled
+    references) the paired difference a - other over test shapes on the queries both scored.
+    Intervals are 95%, ``None`` where a subset has no anomaly."""
     out = {}
     for name, flag in SUBSETS.items():
-        anomalies = {i for i, v in need.items() if v == flag}
-        ids = _subset_ids(a, anomalies)
-        if b is not None:
-            ids = [i for i in ids if i in b["preds"]]
-        entry: dict = {"anomalies": sum(1 for i in ids if i in anomalies), "auc": _auc(a, ids, replicates)}
-        if b is not None:
-            y, sa, shapes = score_arrays(a["preds"], ids)
-            _, sb, _ = score_arrays(b["preds"], ids)
-            both = len(np.unique(y)) == 2
-            entry["other_auc"] = _auc(b, ids, replicates)
-            entry["difference"] = paired_difference(y, sa, sb, shapes, replicates) if both else None
+        ids = [i for i in a["ids"] if a["preds"][i]["label"] == "0" or need.get(i) is flag]
+        entry: dict = {"anomalies": sum(1 for i in ids if i in need), "auc": _auc(a, ids, replicates)}
+        for key, other in (others or {}).items():
+            entry[key] = paired_auc({"preds": a["preds"], "ids": ids}, other, replicates)
         out[name] = entry
     return out
 

@@ -186,20 +186,20 @@ def _need_lines(test: dict[str, dict], shuffled: dict[str, dict], ens: dict[str,
     table = {name: [] for name in SUBSETS}
     out: dict = {"counts": counts, "rows": {}}
     for row, scored, own, baseline, shuf in scorings:
-        vs_base = need_breakdown(own, need, rep, baseline) if baseline is not None and row != recipe.baseline else None
-        vs_shuf = need_breakdown(own, need, rep, shuf) if shuf is not None else None
-        plain = vs_base or vs_shuf or need_breakdown(own, need, rep)
+        others = {k: v for k, v in (("minus_baseline", baseline if row != recipe.baseline else None),
+                                    ("shuffled_drop", shuf)) if v is not None}
+        mine = need_breakdown(own, need, rep, others)
+        shuffled_auc = need_breakdown(shuf, need, rep) if shuf is not None else {}
         for name in SUBSETS:
-            e = plain[name]
+            e = mine[name]
+            entry = {"anomalies": e["anomalies"], "auc": e["auc"], "minus_baseline": e.get("minus_baseline"),
+                     "shuffled_auc": shuffled_auc.get(name, {}).get("auc"), "shuffled_drop": e.get("shuffled_drop")}
             table[name].append("| " + " | ".join([name, row_label(row), scored, str(e["anomalies"]), fmt_interval(e["auc"]),
-                                                   fmt_interval(vs_base and vs_base[name]["difference"], signed=True),
-                                                   fmt_interval(vs_shuf and vs_shuf[name]["other_auc"]),
-                                                   fmt_interval(vs_shuf and vs_shuf[name]["difference"], signed=True)]) + " |")
+                                                   fmt_interval(entry["minus_baseline"], signed=True),
+                                                   fmt_interval(entry["shuffled_auc"]),
+                                                   fmt_interval(entry["shuffled_drop"], signed=True)]) + " |")
             out["rows"].setdefault(row, {}).setdefault(scored, {})[name] = {
-                "anomalies": e["anomalies"], "auc": _json(e["auc"]),
-                "minus_baseline": _json(vs_base and vs_base[name]["difference"]),
-                "shuffled_auc": _json(vs_shuf and vs_shuf[name]["other_auc"]),
-                "shuffled_drop": _json(vs_shuf and vs_shuf[name]["difference"])}
+                k: v if k == "anomalies" else _json(v) for k, v in entry.items()}
     result["reference_need"] = out
     return lines + [line for name in SUBSETS for line in table[name]]
 

@@ -53,11 +53,10 @@ def _record(sample, shape, kind, part, label=1):
 
 
 @pytest.fixture()
-def case(tmp_path):
+def case():
     t, leg, u = _pair()
     seat = next(p for p in t.parts() if p.label.startswith("seat"))
-    other = next(i for i in range(60) if synth_chair(SEED, i).shape_id not in (t.shape_id, u.shape_id))
-    other = synth_chair(SEED, other).shape_id
+    other = next(r.shape_id for r in procedural_refs(60, SEED) if r.shape_id not in (t.shape_id, u.shape_id))
     records = [_record(f"{t.shape_id}/missing/v{v}", t.shape_id, "missing", leg.node_id) for v in range(2)]
     records += [_record(f"{t.shape_id}/missing-seat/v0", t.shape_id, "missing", seat.node_id),
                 _record(f"{t.shape_id}/position/v0", t.shape_id, "position", leg.node_id),
@@ -96,15 +95,16 @@ def test_need_breakdown_is_sklearns_auc_on_each_subset_and_compare_prints_it(cas
     own, shuf = rng.uniform(0, 1, n).round(6), rng.uniform(0, 1, n).round(6)
     a = row_summary(_eval_folder(tmp_path / "own", ids, shapes, labels, own), 50)
     b = row_summary(_eval_folder(tmp_path / "shuffled", ids, shapes, labels, shuf, shuffled=True), 50)
-    got = need_breakdown(a, need, 200, b)
+    got, got_b = need_breakdown(a, need, 200, {"shuffled": b}), need_breakdown(b, need, 200)
     for name, flag in (("needed", True), ("settled", False)):
         keep = [k for k, i in enumerate(ids) if labels[k] == 0 or need[i] == flag]
         y = labels[keep]
         assert got[name]["anomalies"] == y.sum() == sum(v == flag for v in need.values())
         assert got[name]["auc"].value == pytest.approx(roc_auc_score(y, own[keep]))
-        assert got[name]["other_auc"].value == pytest.approx(roc_auc_score(y, shuf[keep]))
-        assert got[name]["difference"].value == pytest.approx(roc_auc_score(y, own[keep]) - roc_auc_score(y, shuf[keep]))
-        assert got[name]["difference"].low <= got[name]["difference"].value <= got[name]["difference"].high
+        assert got_b[name]["auc"].value == pytest.approx(roc_auc_score(y, shuf[keep]))
+        diff = got[name]["shuffled"]
+        assert diff.value == pytest.approx(roc_auc_score(y, own[keep]) - roc_auc_score(y, shuf[keep]))
+        assert diff.low <= diff.value <= diff.high
 
     # the CLI reads A's dataset (metrics.json "data"): the case's test split, one leg needed, one seat settled
     root = _dataset(tmp_path / "ds", [u.shape_id, other], [t.shape_id], records=records)
