@@ -70,6 +70,7 @@ class Recipe:
     score_epochs: tuple[int, ...] = ()  # checkpoints (epochs) also scored, for the report's checkpoint ensembles
     anomalies: tuple[str, ...] = ("all",)  # generate --anomaly, each
     balance: str = "table1"  # generate --balance
+    chair_variety: str = "fixed"  # generate --chair-variety (data_manifests.chair_varieties)
     reference_need: bool = False  # the report also splits missing parts by who can settle them (benchmark.reference_need)
 
     @classmethod
@@ -156,7 +157,8 @@ def partnet_dir(given: Path | None) -> Path | None:
 
 def make_data(run: Runner, recipe: Recipe, root: Path, shapes: Path | None, tag: str, split_ratios: str) -> None:
     queries_done, views_done = _dataset_done(root)
-    source = ["--shapes", str(shapes)] if shapes is not None else ["--num-shapes", str(recipe.shapes), "--seed", str(recipe.seed)]
+    source = (["--shapes", str(shapes)] if shapes is not None else
+              ["--num-shapes", str(recipe.shapes), "--seed", str(recipe.seed), "--chair-variety", recipe.chair_variety])
     if queries_done:
         run.skip(f"generate-{tag}", "complete")
     else:

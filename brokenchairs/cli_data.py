@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
+from brokenchairs.data_manifests.chair_varieties import CHAIR_VARIETIES, DEFAULT_VARIETY
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
 from brokenchairs.generation.render.render_settings import GROUND_SAMPLES, GROUND_SCALE, OBJECT_SAMPLES
@@ -43,6 +44,13 @@ def _execution_options(f):
     return f
 
 
+CHAIR_VARIETY = click.option(
+    "--chair-variety", type=click.Choice(list(CHAIR_VARIETIES)), default=DEFAULT_VARIETY, show_default=True,
+    help="Procedural chairs: 'fixed' gives every chair of a family its full make; 'one-short' leaves one optional "
+         "member (a stretcher, apron rail, slat, sofa arm, or the back of an armless chair) out of half the chairs, "
+         "so a missing part often leaves a make that normal chairs have.")
+
+
 def _dataset_options(f):
     for opt in reversed([
         click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
@@ -51,6 +59,7 @@ def _dataset_options(f):
                      help="Set any option of the dataset config, e.g. --set fov_deg=30; flags override it."),
         click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes."),
         click.option("--num-shapes", type=click.IntRange(min=1), default=None, help="Procedural chairs [default: 8]."),
+        CHAIR_VARIETY,
         click.option("--anomaly", "anomalies", type=click.Choice(ANOMALY_CHOICES), multiple=True, default=("all",),
                      show_default=True, help="Repeat for several; 'normal' renders normal shapes only."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder."),
@@ -88,7 +97,8 @@ GENERATE_FLAGS = {"anomalies": "anomalies", "views_per_variant": "views_per_vari
                   "samples": "samples", "seed": "seed", "shard_size": "shard_size", "twins": "twins",
                   "balance": "balance", "min_anomaly_pixels": "min_anomaly_pixels", "split_ratios": "split_ratios",
                   "materials_dir": "materials"}
-SHAPE_KEYS = {"shapes": "shapes_dir", "num_shapes": "num_shapes", "skip_broken": "skip_broken"}
+SHAPE_KEYS = {"shapes": "shapes_dir", "num_shapes": "num_shapes", "skip_broken": "skip_broken",
+              "chair_variety": "chair_variety"}
 VIEWS_FLAGS = {"views": "views", "elevation": "elevation_deg", "resolution": "resolution", "stride": "stride"}
 
 
@@ -105,7 +115,7 @@ def _dataset_config(ctx: click.Context, opts: dict):
         for key, value in shape_part.values.items():
             name = SHAPE_KEYS[key.replace("-", "_")]
             if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
-                kind = {"shapes_dir": str, "num_shapes": int, "skip_broken": bool}[name]
+                kind = {"shapes_dir": str, "num_shapes": int, "skip_broken": bool, "chair_variety": str}[name]
                 value = coerce(key, value, kind, file.source)
                 opts[name] = Path(value) if name == "shapes_dir" else value
         layers.append(config_part)
@@ -153,7 +163,7 @@ def _setup(ctx, opts: dict, check_shapes: bool = True, workers: int | None = Non
         refs = partnet_refs(opts["shapes_dir"])
     else:
         refs = procedural_refs(check_int("--num-shapes", 8 if opts["num_shapes"] is None else opts["num_shapes"], 1),
-                               opts["seed"])
+                               opts["seed"], opts["chair_variety"])
     skipped = []
     if check_shapes:
         from tqdm import tqdm
@@ -273,6 +283,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
 @click.command("render-views")
 @click.option("--shapes", "shapes_dir", type=click.Path(path_type=Path), help="PartNet-layout folder of shapes.")
 @click.option("--num-shapes", type=click.IntRange(min=1), help="Use this many procedural chairs (seeded by --seed).")
+@CHAIR_VARIETY
 @click.option("--mesh", type=click.Path(path_type=Path), help="One custom reference mesh (.obj/.glb/.ply/.stl/.off).")
 @click.option("--up", type=click.Choice(["z", "y"]), default="z", show_default=True, help="Up axis of --mesh.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Dataset folder.")
@@ -288,7 +299,7 @@ def generate_cmd(ctx, workers, executor, address, num_shards, shard_index, pin, 
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Set any view option, e.g. --set fov_deg=30.")
 @_execution_options
 @click.pass_context
-def render_views_cmd(ctx, shapes_dir, num_shapes, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
+def render_views_cmd(ctx, shapes_dir, num_shapes, chair_variety, mesh, up, out, views, elevation, resolution, stride, shard_size, seed,
                      config_file, sets, workers, executor, address, num_shards, shard_index, pin):
     """Grayscale reference views with depth, poses and patch xyz, into view shards.
 
@@ -321,11 +332,11 @@ def render_views_cmd(ctx, shapes_dir, num_shapes, mesh, up, out, views, elevatio
     elif shapes_dir is not None:
         refs = partnet_refs(shapes_dir)
     elif num_shapes is not None:
-        refs = procedural_refs(num_shapes, seed)
+        refs = procedural_refs(num_shapes, seed, chair_variety)
     elif recorded:
         refs = [ShapeRef.from_json(r) for r in recorded]
     else:
-        refs = procedural_refs(8, seed)
+        refs = procedural_refs(8, seed, chair_variety)
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(refs), desc="render-views", unit="shape", disable=None)
 

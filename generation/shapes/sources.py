@@ -15,6 +15,7 @@ import trimesh
 
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shapes.partnet import Y_UP_TO_Z_UP, find_shape_dirs, load_shape
+from brokenchairs.data_manifests.chair_varieties import CHAIR_VARIETIES, DEFAULT_VARIETY
 from brokenchairs.generation.shapes.procedural import chair_id, synth_chair
 from brokenchairs.generation.shapes.shape import PartNode, Shape, check_mesh, make_mesh, normalise
 
@@ -29,17 +30,23 @@ class ShapeRef:
     index: int = 0
     path: str = ""
     up: str = "z"
+    variety: str = DEFAULT_VARIETY  # procedural chairs: data_manifests.chair_varieties
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.variety == DEFAULT_VARIETY:
+            del d["variety"]  # a fixed chair's record reads as it did before chair varieties existed
+        return d
 
     @staticmethod
     def from_json(d: dict) -> ShapeRef:
         return ShapeRef(**d)
 
 
-def procedural_refs(count: int, seed: int) -> list[ShapeRef]:
-    return [ShapeRef(chair_id(seed, i), "procedural", seed=seed, index=i) for i in range(count)]
+def procedural_refs(count: int, seed: int, variety: str = DEFAULT_VARIETY) -> list[ShapeRef]:
+    if variety not in CHAIR_VARIETIES:
+        raise InputError(None, f"unknown chair variety {variety!r}; known: {', '.join(CHAIR_VARIETIES)}")
+    return [ShapeRef(chair_id(seed, i, variety), "procedural", seed=seed, index=i, variety=variety) for i in range(count)]
 
 
 def partnet_refs(root: str | Path) -> list[ShapeRef]:
@@ -65,7 +72,7 @@ def mesh_ref(path: str | Path, up: str = "z") -> ShapeRef:
 
 def load_ref(ref: ShapeRef) -> Shape:
     if ref.kind == "procedural":
-        return synth_chair(ref.seed, ref.index)
+        return synth_chair(ref.seed, ref.index, variety=ref.variety)
     if ref.kind == "partnet":
         return load_shape(ref.path)
     if ref.kind == "mesh":

@@ -28,11 +28,26 @@ OVERLAP = 0.006  # how far a member reaches into what it is attached to
 
 
 class TreeBuilder:
-    """Builds a PartNode tree with ids in creation order (deterministic)."""
+    """Builds a PartNode tree with ids in creation order (deterministic).
+
+    It also records which members a chair of this make could do without (``optional``): a
+    stretcher, an apron rail, a slat, a sofa arm, the back of a chair without arms. A chair variety
+    that varies the make leaves one of them out (``procedural.synth_chair``)."""
 
     def __init__(self) -> None:
         self._next_id = 0
         self.root = self._new("chair")
+        self._optional: list[tuple[int, str, int]] = []  # (node id, group, members the group keeps)
+
+    def optional(self, node: PartNode, group: str, at_least: int = 0) -> PartNode:
+        """Mark ``node`` as one of ``group``'s members, of which a chair keeps at least ``at_least``."""
+        self._optional.append((node.id, group, at_least))
+        return node
+
+    def removable(self) -> list[int]:
+        """Node ids of the optional members one of which may be left out, in creation order."""
+        count = {g: sum(1 for _, h, _ in self._optional if h == g) for _, g, _ in self._optional}
+        return [i for i, g, at_least in self._optional if count[g] > at_least]
 
     def _new(self, label: str, mesh: trimesh.Trimesh | None = None) -> PartNode:
         node = PartNode(self._next_id, label, [], mesh)
@@ -113,7 +128,7 @@ def add_apron(b: TreeBuilder, seat: Seat, inset: float, height: float, thick: fl
     z = seat.bottom - height / 2 + OVERLAP
     prof = rect(height, thick)
     for p0, p1 in (((-x, -y, z), (x, -y, z)), ((-x, y, z), (x, y, z)), ((-x, -y, z), (-x, y, z)), ((x, -y, z), (x, y, z))):
-        b.leaf(frame, "seat_frame_bar", bar(p0, p1, prof, hint=(0, 0, 1)))
+        b.optional(b.leaf(frame, "seat_frame_bar", bar(p0, p1, prof, hint=(0, 0, 1))), "apron")
 
 
 # --- legs and stretchers -------------------------------------------------------------------------------
@@ -158,7 +173,7 @@ def add_stretchers(b: TreeBuilder, parent: PartNode, legs: list[Leg], pattern: s
     else:
         raise ValueError(f"unknown stretcher pattern {pattern!r}")
     for a, c in pairs:
-        b.leaf(parent, "bar_stretcher", bar(a, c, prof))
+        b.optional(b.leaf(parent, "bar_stretcher", bar(a, c, prof)), "stretchers")
 
 
 # --- backs ---------------------------------------------------------------------------------------------
@@ -214,7 +229,8 @@ def add_back(b: TreeBuilder, seat: Seat, back: Back, style: str, rng: np.random.
             n = 1 if rng.random() < 0.4 else 2
             xs = [0.0] if n == 1 else [-0.3 * w, 0.3 * w]
             for x in xs:
-                b.leaf(chair_back, "back_connector", bar(f.point(x, -seat.thickness / 2), f.point(x, back.lift + 0.05), post_prof))
+                connector = bar(f.point(x, -seat.thickness / 2), f.point(x, back.lift + 0.05), post_prof)
+                b.optional(b.leaf(chair_back, "back_connector", connector), "connectors", at_least=1)
         return f
     frame = b.group(chair_back, "back_frame")
     surface = b.group(chair_back, "back_surface")
@@ -233,13 +249,15 @@ def add_back(b: TreeBuilder, seat: Seat, back: Back, style: str, rng: np.random.
         inner = w / 2 - (3 * post_r if style == "slats" else 2 * post_r)
         prof = circle(0.45 * post_r, 10) if style == "spindles" else rect(rng.uniform(1.0, 3.0) * post_r, 0.6 * t)
         for x in np.linspace(-inner, inner, n):
-            b.leaf(surface, "back_surface_vertical_bar", bar(f.point(x, -seat.thickness * 0.4), f.point(x, top0 + 0.3 * rail_h), prof))
+            slat = bar(f.point(x, -seat.thickness * 0.4), f.point(x, top0 + 0.3 * rail_h), prof)
+            b.optional(b.leaf(surface, "back_surface_vertical_bar", slat), "slats", at_least=1)
     elif style == "ladder":
         n = int(rng.integers(2, 4))
         slat_h = rng.uniform(0.04, 0.07)
         for z in np.linspace(0.25 * top0, 0.85 * top0, n):
             path = np.array([f.point(x, z) for x in np.linspace(-w / 2 + post_r, w / 2 - post_r, 9)])
-            b.leaf(surface, "back_surface_horizontal_bar", sweep(path, rounded_rect(slat_h, 0.6 * t, 0.004), hint=f.matrix[:3, 2]))
+            rail = sweep(path, rounded_rect(slat_h, 0.6 * t, 0.004), hint=f.matrix[:3, 2])
+            b.optional(b.leaf(surface, "back_surface_horizontal_bar", rail), "slats", at_least=1)
     elif style == "panel_posts":
         b.leaf(surface, "back_single_surface", f.panel(0.15 * h, top0 + OVERLAP, w - 2 * post_r, 0.7 * t, 0.004))
     else:
@@ -269,6 +287,7 @@ def add_sofa_arms(b: TreeBuilder, seat: Seat, base_z: float, top: float, width: 
         arm = b.node(b.root, "chair_arm")
         cx = side * (seat.width / 2 + width / 2 - OVERLAP)
         b.leaf(arm, "arm_sofa_style", slab((cx, 0.0, (base_z + top) / 2), (width, depth, top - base_z), bevel, 0.01))
+        b.optional(arm, "sofa_arms")
 
 
 # --- bases ------------------------------------------------------------------------------------------------

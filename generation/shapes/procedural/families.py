@@ -2,7 +2,9 @@
 
 Families: four_leg, four_leg_stretchers, armchair_bars, spindle_back, office, pedestal, sled,
 stool, bar_stool, sofa. Continuous variation: proportions, leg profile (round, square, tapered,
-blade), splay, back tilt and curvature, seat thickness, cushion bevels, number of slats.
+blade), splay, back tilt and curvature, seat thickness, cushion bevels, number of slats. Each family
+marks the members a chair of its make could do without (``TreeBuilder.optional``), for the chair
+varieties that vary the make.
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ def four_leg(b: c.TreeBuilder, rng: Rng, stretchers: bool = False, arms: bool = 
     style = str(rng.choice(["panel", "panel_posts", "slats", "ladder", "raised"]))
     lift = rng.uniform(0.06, 0.15) if style == "raised" else 0.0
     frame = c.add_back(b, seat, _back(rng, seat, lift=lift), style, rng, r * 0.9)
+    if not arms:
+        b.optional(b.path("chair_back"), "back")  # backless: a four-legged stool
     if arms:
         c.add_bar_arms(b, seat, frame, rng.uniform(0.18, 0.26), rng.uniform(0.011, 0.018), pad=rng.random() < 0.5)
 
@@ -114,6 +118,8 @@ def pedestal(b: c.TreeBuilder, rng: Rng) -> None:
     frame = c.add_back(b, seat, _back(rng, seat, lift=lift), style, rng, 0.015)
     if rng.random() < 0.35:
         c.add_bar_arms(b, seat, frame, rng.uniform(0.18, 0.24), 0.013, pad=True)
+    else:
+        b.optional(b.path("chair_back"), "back")  # backless: a pedestal stool
 
 
 def sled(b: c.TreeBuilder, rng: Rng) -> None:
