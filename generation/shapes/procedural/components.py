@@ -172,8 +172,10 @@ def add_stretchers(b: TreeBuilder, parent: PartNode, legs: list[Leg], pattern: s
         pairs = [(p[0], p[3]), (p[1], p[2]), (q[0], q[1]), (q[3], q[2])]
     else:
         raise ValueError(f"unknown stretcher pattern {pattern!r}")
-    for a, c in pairs:
-        b.optional(b.leaf(parent, "bar_stretcher", bar(a, c, prof)), "stretchers")
+    for i, (a, c) in enumerate(pairs):
+        member = b.leaf(parent, "bar_stretcher", bar(a, c, prof))
+        if pattern != "H" or i == 2:  # an H's cross bar hangs from its sides: they stay while it does
+            b.optional(member, "stretchers")
 
 
 # --- backs ---------------------------------------------------------------------------------------------
