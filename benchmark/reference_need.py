@@ -43,6 +43,12 @@ def part_signature(shape: Shape) -> Signature:
 def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
     """Sample id -> True (only the reference can settle it) or False (the photo can) for every
     missing-part query of ``split``; the training split's shapes are the chairs a model has seen."""
+    return {sid: needed for sid, (_, needed) in missing_part_need(root, split).items()}
+
+
+def missing_part_need(root: Path, split: str = "test") -> dict[str, tuple[str, bool]]:
+    """Sample id -> (the label of the part it misses, whether only the reference can settle it) for
+    every missing-part query of ``split`` (``reference_need``)."""
     root = Path(root)
     data = read_dataset(root)
     if data is None:
@@ -59,8 +65,8 @@ def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
     if not train:
         raise InputError(root / "dataset.json", "has no training shapes to compare part signatures with")
     seen = {part_signature(shape(sid)) for sid in train}
-    need: dict[str, bool] = {}
-    after: dict[tuple[str, int], bool] = {}  # (shape, removed node) -> needed
+    need: dict[str, tuple[str, bool]] = {}
+    after: dict[tuple[str, int], tuple[str, bool]] = {}  # (shape, removed node) -> (its label, needed)
     loaded: dict[str, Shape] = {}
     for r in manifest_records(root):
         if r.get("anomaly_type") != "missing" or splits.get(r["shape_id"]) not in wanted:
@@ -72,7 +78,8 @@ def reference_need(root: Path, split: str = "test") -> dict[str, bool]:
         if key not in after:
             if r["shape_id"] not in loaded:
                 loaded[r["shape_id"]] = shape(r["shape_id"])
-            after[key] = part_signature(loaded[r["shape_id"]].without_part(key[1])) in seen
+            chair = loaded[r["shape_id"]]
+            after[key] = chair.node(key[1]).label, part_signature(chair.without_part(key[1])) in seen
         need[r["sample_id"]] = after[key]
     return need
 
@@ -100,3 +107,9 @@ def need_breakdown(a: dict, need: dict[str, bool], replicates: int, others: dict
 
 def need_counts(need: dict[str, bool]) -> dict[str, int]:
     return {name: sum(1 for v in need.values() if v == flag) for name, flag in SUBSETS.items()}
+
+
+def need_by_label(need: dict[str, tuple[str, bool]]) -> list[tuple[str, int, int]]:
+    """(removed part label, queries only the reference can settle, queries) per label, most queries first."""
+    total, needed = Counter(label for label, _ in need.values()), Counter(label for label, n in need.values() if n)
+    return [(label, needed[label], count) for label, count in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))]

@@ -11,16 +11,40 @@ import click
 @click.command("stats")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def stats_cmd(dataset, as_json):
+@click.option("--reference-need", "need_split", default=None, metavar="SPLIT",
+              help="Also split SPLIT's missing-part queries by whether some training chair has exactly the parts "
+                   "left, so only the reference can tell them from a normal chair (benchmark.reference_need), per "
+                   "removed part label: what a shuffled-reference control can show, measured before any training.")
+def stats_cmd(dataset, as_json, need_split):
     """The paper's Table 1 for DATASET, its split sizes and anomalies per part label.
 
     \b
     Example: brokenchairs stats data/
+             brokenchairs stats data/ --reference-need test
     """
     from brokenchairs.generation.inspection.stats import dataset_stats, format_stats
 
     s = dataset_stats(dataset)
-    click.echo(json.dumps(s, indent=1) if as_json else format_stats(s))
+    if need_split is not None:
+        from brokenchairs.benchmark.reference_need import missing_part_need, need_by_label
+
+        rows = need_by_label(missing_part_need(dataset, need_split))
+        s["reference_need"] = {"split": need_split, "by_label": [
+            {"label": label, "needed": n, "queries": total} for label, n, total in rows]}
+    click.echo(json.dumps(s, indent=1) if as_json else format_stats(s) + _format_need(s.get("reference_need")))
+
+
+def _format_need(need: dict | None) -> str:
+    if need is None:
+        return ""
+    rows = need["by_label"]
+    needed, total = sum(r["needed"] for r in rows), sum(r["queries"] for r in rows)
+    share = f"{100 * needed / total:.1f}%" if total else "-"
+    lines = ["", f"missing parts of {need['split']} only the reference can tell (some training chair has the parts "
+             f"left): {needed} of {total} queries ({share})", "| removed part | only the reference | queries |",
+             "|---|---|---|"]
+    lines += [f"| {r['label']} | {r['needed']} | {r['queries']} |" for r in rows]
+    return "\n".join(lines)
 
 
 @click.command("validate")

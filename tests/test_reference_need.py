@@ -48,8 +48,8 @@ def _dataset(root, train, test, val=(), records=()):
 
 
 def _record(sample, shape, kind, part, label=1):
-    return {"sample_id": sample, "shape_id": shape, "anomaly_type": kind, "label": label,
-            "record": {"part_id": part, "type": kind, "shape_id": shape}}
+    return {"sample_id": sample, "shape_id": shape, "anomaly_type": kind, "label": label, "unit_id": sample.rsplit("/", 1)[0],
+            "part_path": "", "record": {"part_id": part, "type": kind, "shape_id": shape}}
 
 
 @pytest.fixture()
@@ -164,3 +164,21 @@ def test_the_report_splits_each_rows_scores_by_reference_need(case, tmp_path):
         assert base["auc"]["value"] == pytest.approx(auc["resnet"]) and base["shuffled_drop"] is None
     table = [line for line in text.split("**Where only the reference can tell**")[1].splitlines() if line.startswith("|")]
     assert len(table) == 2 + 4 and len({line.count("|") for line in table}) == 1
+
+
+def test_stats_splits_missing_parts_by_removed_label_before_any_training(case, tmp_path):
+    from brokenchairs.benchmark.reference_need import missing_part_need, need_by_label
+    from brokenchairs.cli import main
+
+    t, u, other, records = case
+    root = _dataset(tmp_path / "ds", [u.shape_id, other], [t.shape_id], records=records)
+    seat = next(p.label for p in t.parts() if p.label.startswith("seat"))
+    assert need_by_label(missing_part_need(root, "test")) == [("leg", 2, 2), (seat, 0, 1)]
+    res = CliRunner().invoke(main, ["stats", str(root), "--reference-need", "test", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["reference_need"]["by_label"] == [
+        {"label": "leg", "needed": 2, "queries": 2}, {"label": seat, "needed": 0, "queries": 1}]
+    res = CliRunner().invoke(main, ["stats", str(root), "--reference-need", "test"])
+    assert res.exit_code == 0 and "2 of 3 queries (66.7%)" in res.output and "| leg | 2 | 2 |" in res.output, res.output
+    res = CliRunner().invoke(main, ["stats", str(root), "--reference-need", "tset"])
+    assert res.exit_code == 2 and "tset" in res.output, res.output
