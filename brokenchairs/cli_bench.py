@@ -170,8 +170,8 @@ def reproduce_group():
 @reproduce_group.command("table2")
 @click.option("--preset", default="cpu", show_default=True,
               help="cpu (all types, two cores, about 90 minutes), cpu-missing (missing parts on 1,200 chairs, where CMT "
-                   "beats the query-only model) or paper (the full-size recipe, for a GPU node); each described in "
-                   "data_manifests/reproduce_presets.json.")
+                   "beats the query-only model), cpu-missing-one-short (the same on chairs whose make varies) or paper "
+                   "(the full-size recipe, for a GPU node); each described in data_manifests/reproduce_presets.json.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
 @click.option("--partnet", type=click.Path(path_type=Path), default=None,
               help="Real PartNet chairs for the out-of-domain rows [default: $BROKENCHAIRS_PARTNET, "
