@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES
+from brokenchairs.data_manifests.chair_varieties import CHAIR_VARIETIES, DEFAULT_VARIETY
 from brokenchairs.errors import InputError
 from brokenchairs.extras import require_render
 
@@ -61,18 +62,22 @@ def shapes() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Dataset seed; chair i depends on (seed, i) only.")
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True, help="Index of the first chair.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-def shapes_synth(count: int, seed: int, start: int, out: Path) -> None:
+@click.option("--chair-variety", type=click.Choice(list(CHAIR_VARIETIES)), default=DEFAULT_VARIETY, show_default=True,
+              help="'one-short': half the chairs that have an optional member (stretcher, apron rail, slat, sofa arm, "
+                   "an armless chair's back) lack one (data_manifests/chair_varieties.py).")
+def shapes_synth(count: int, seed: int, start: int, out: Path, chair_variety: str) -> None:
     """Write procedural chairs in PartNet's data_v0 layout (y up, objs/ + result*.json).
 
     \b
     Example: brokenchairs shapes synth --count 50 --seed 1 --out chairs/
+             brokenchairs shapes synth --count 50 --chair-variety one-short --out chairs-varied/
     """
     from tqdm import tqdm
 
     from brokenchairs.generation.shapes.procedural import synth_chairs
 
     t0 = time.perf_counter()
-    for _ in tqdm(synth_chairs(count, seed, out, start), total=count, desc="chairs", unit="chair", disable=None):
+    for _ in tqdm(synth_chairs(count, seed, out, start, chair_variety), total=count, desc="chairs", unit="chair", disable=None):
         pass
     dt = time.perf_counter() - t0
     click.echo(f"wrote {count} chairs to {out} in {dt:.2f} s ({count / dt:.1f} chairs/s)")

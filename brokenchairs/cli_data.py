@@ -47,8 +47,8 @@ def _execution_options(f):
 CHAIR_VARIETY = click.option(
     "--chair-variety", type=click.Choice(list(CHAIR_VARIETIES)), default=DEFAULT_VARIETY, show_default=True,
     help="Procedural chairs: 'fixed' gives every chair of a family its full make; 'one-short' leaves one optional "
-         "member (a stretcher, apron rail, slat, sofa arm, or the back of an armless chair) out of half the chairs, "
-         "so a missing part often leaves a make that normal chairs have.")
+         "member (a stretcher, apron rail, slat, sofa arm, or the back of an armless chair) out of half the chairs "
+         "that have one, so a missing part often leaves a make that normal chairs have.")
 
 
 def _dataset_options(f):

@@ -95,3 +95,7 @@ def test_the_cli_records_the_variety_in_dataset_json(tmp_path):
     assert {s["variety"] for s in json.loads((tmp_path / "c" / "dataset.json").read_text())["shapes"]} == {"one-short"}
     res = CliRunner().invoke(main, ["plan", "--num-shapes", "2", "--chair-variety", "lots", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "--chair-variety" in res.output and not (tmp_path / "x").exists()
+    res = CliRunner().invoke(main, ["shapes", "synth", "--count", "2", "--seed", str(SEED), "--chair-variety", "one-short",
+                                    "--out", str(tmp_path / "chairs")])
+    assert res.exit_code == 0, res.output
+    assert sorted(d.name for d in (tmp_path / "chairs").iterdir()) == [r.shape_id for r in procedural_refs(2, SEED, "one-short")]

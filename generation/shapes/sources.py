@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from brokenchairs.data_manifests.chair_varieties import CHAIR_VARIETIES, DEFAULT_VARIETY
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shapes.partnet import Y_UP_TO_Z_UP, find_shape_dirs, load_shape
-from brokenchairs.data_manifests.chair_varieties import CHAIR_VARIETIES, DEFAULT_VARIETY
 from brokenchairs.generation.shapes.procedural import chair_id, synth_chair
 from brokenchairs.generation.shapes.shape import PartNode, Shape, check_mesh, make_mesh, normalise
 

@@ -19,7 +19,6 @@ from brokenchairs.generation.shapes.shape import Shape, normalise
 FAMILY_NAMES = tuple(FAMILIES)
 
 
-
 def chair_id(seed: int, index: int, variety: str = DEFAULT_VARIETY) -> str:
     prefix = "synth" if variety == DEFAULT_VARIETY else f"synth-{variety}"
     return f"{prefix}-{seed}-{index:05d}"

@@ -6,6 +6,7 @@ Members overlap the parts they attach to by a few millimetres so no part floats.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ class TreeBuilder:
 
     def removable(self) -> list[int]:
         """Node ids of the optional members one of which may be left out, in creation order."""
-        count = {g: sum(1 for _, h, _ in self._optional if h == g) for _, g, _ in self._optional}
+        count = Counter(g for _, g, _ in self._optional)
         return [i for i, g, at_least in self._optional if count[g] > at_least]
 
     def _new(self, label: str, mesh: trimesh.Trimesh | None = None) -> PartNode:

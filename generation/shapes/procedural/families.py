@@ -65,10 +65,10 @@ def four_leg(b: c.TreeBuilder, rng: Rng, stretchers: bool = False, arms: bool = 
     style = str(rng.choice(["panel", "panel_posts", "slats", "ladder", "raised"]))
     lift = rng.uniform(0.06, 0.15) if style == "raised" else 0.0
     frame = c.add_back(b, seat, _back(rng, seat, lift=lift), style, rng, r * 0.9)
-    if not arms:
-        b.optional(b.path("chair_back"), "back")  # backless: a four-legged stool
     if arms:
         c.add_bar_arms(b, seat, frame, rng.uniform(0.18, 0.26), rng.uniform(0.011, 0.018), pad=rng.random() < 0.5)
+    else:
+        b.optional(b.path("chair_back"), "back")  # backless: a four-legged stool
 
 
 def spindle_back(b: c.TreeBuilder, rng: Rng) -> None:
