@@ -11,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from brokenchairs.benchmark.ensemble import summary
-from brokenchairs.benchmark.evals import fmt_interval, paired_auc, reference_sensitivity
+from brokenchairs.benchmark.evals import fmt_interval, paired_auc, reference_sensitivity, references_used
 from brokenchairs.benchmark.table2 import row_label
+from brokenchairs.data_manifests.reference_controls import CONTROLS
 from brokenchairs.errors import InputError
 
 
 def _name(r: dict) -> str:
     m = r["metrics"]
-    name = row_label(m["model"]) + (" (shuffled references)" if m.get("shuffled_references") else "")
+    used = references_used(m)
+    name = row_label(m["model"]) + (f" ({CONTROLS[used]})" if used != "own" else "")
     return name + (f", ensemble of {r['members']} evaluations" if r.get("members", 1) > 1 else "")
 
 
@@ -49,7 +51,7 @@ def compare_evals(a: Path | list[Path], b: Path | list[Path], replicates: int = 
              f"A - B on their {len(common)} common queries (paired, {replicates} shape replicates): "
              f"{fmt_interval(paired_auc(ra, rb, replicates), signed=True)}"]
     ma, mb = ra["metrics"], rb["metrics"]
-    if ma.get("checkpoint") == mb.get("checkpoint") and mb.get("shuffled_references") and not ma.get("shuffled_references"):
+    if ma.get("checkpoint") == mb.get("checkpoint") and references_used(mb) != "own" and references_used(ma) == "own":
         sens = reference_sensitivity({"preds": ra["raw_preds"]}, {"preds": rb["raw_preds"]}, replicates)
         if sens is not None:
             unit = "points (mean score over the ensemble)" if ra.get("members", 1) > 1 else "points"

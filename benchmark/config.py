@@ -17,6 +17,7 @@ from pathlib import Path
 
 from brokenchairs.config import Layer, read_file, resolve
 from brokenchairs.data_manifests import load_json
+from brokenchairs.data_manifests.reference_controls import KIN
 from brokenchairs.errors import InputError, check_bool, check_int, check_number
 from brokenchairs.models.registry import MODEL_NAMES, READOUTS, spec
 
@@ -75,6 +76,8 @@ class TrainConfig:
     shapes_per_batch: int = 0  # >0: each batch holds queries of at most this many shapes, sharing views
     twins: bool = False  # train on the normal twins too, each beside its anomalous query (generate --twins; a deviation)
     pair_weight: float = 0.0  # > 0 (needs twins): + W x softplus(s_twin - s_anomalous) per pair (benchmark.pair_loss)
+    wrong_reference: float = 0.0  # > 0: that share of normal queries gets a kin's views, labelled anomalous (a deviation)
+    wrong_reference_kin: str = "family"  # whose views: a shape of its procedural family, or any shape (benchmark.wrong_reference)
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with AMX, else fp32 (benchmark.device.compute_dtype)
     log_every: int = 10
@@ -95,7 +98,7 @@ class TrainConfig:
         for name in ("weight_decay", "grad_clip", "box_l1_weight", "box_giou_weight", "margin", "cell_weight",
                      "pair_weight", "vlfa_scale"):
             check_number(name, getattr(self, name), 0, None, source)
-        for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight"):
+        for name in ("adam_beta1", "adam_beta2", "lr_gamma", "vlfa_weight", "wrong_reference"):
             check_number(name, getattr(self, name), 0, 1, source)
         if self.momentum is not None:
             check_number("momentum", self.momentum, 0, 1, source)
@@ -105,6 +108,7 @@ class TrainConfig:
             raise InputError(source, "pair_weight > 0 needs twins=true (the pairs are the normal twins)")
         for name, allowed in (("vlfa_losses", ("both", "query-view", "view-view", "none")),
                               ("vlfa_query_labels", ("pseudo", "camera")), ("encoder_head", ("panoptic", "fpn")),
+                              ("wrong_reference_kin", KIN),
                               ("readout", READOUTS)):
             if getattr(self, name) not in allowed:
                 raise InputError(source, f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

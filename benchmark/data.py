@@ -44,15 +44,6 @@ def stable_key(*parts) -> int:
     return int.from_bytes(h, "little", signed=True)
 
 
-def shuffled_references(shapes: list[str]) -> dict[str, str]:
-    """Each shape mapped to another one's reference (a cyclic shift of the sorted ids): the
-    "does it look at the reference?" control. Fewer than 2 shapes: nothing to shuffle."""
-    order = sorted(set(shapes))
-    if len(order) < 2:
-        raise InputError(None, "shuffled references need at least 2 shapes in the split")
-    return {a: b for a, b in zip(order, order[1:] + order[:1])}
-
-
 # --- augmentation (paper 5: random horizontal flip, random 224/256 crop resized back) ----------------
 def augment(image: torch.Tensor, mask: torch.Tensor, box: torch.Tensor, rng: np.random.Generator,
             crop_frac: float = 224 / 256, flip_p: float = 0.5, points: torch.Tensor | None = None):
@@ -170,7 +161,7 @@ class ShardDataset(Dataset):
         return torch.from_numpy(unproject_depth(depth, K, w2c).astype(np.float32)).permute(2, 0, 1).contiguous()
 
     def __getitem__(self, key) -> dict:
-        i, seed, view_seed = (tuple(key) + (None, None))[:3] if isinstance(key, (tuple, list)) else (key, None, None)
+        i, seed, view_seed, wrong = (tuple(key) + (None,) * 3)[:4] if isinstance(key, (tuple, list)) else (key, None, None, None)
         q = self.index.queries[i]
         rng = np.random.default_rng(seed) if (seed is not None and self.train) else None
         view_rng = np.random.default_rng(view_seed) if (view_seed is not None and self.train) else rng
@@ -183,26 +174,29 @@ class ShardDataset(Dataset):
         except (KeyError, OSError) as exc:
             raise InputError(q.shard, f"corrupt query row {q.row} ({exc})") from exc
         H, W = image.shape[-2:]
+        if wrong is not None:  # a normal photo beside another shape's views: anomalous, nothing to localise
+            mask, box = torch.zeros_like(mask), torch.full((4,), float("nan"))
         points = self._query_points(f, q) if self.with_query_xyz else None
         if self.augment and rng is not None:
             image, mask, box, *rest = augment(image, mask, box, rng, points=points)
             points = rest[0] if rest else None
         has_box = bool(torch.isfinite(box).all())
-        sample = {"query": image, "mask": mask, "label": torch.tensor(q.label), "has_box": torch.tensor(has_box),
+        ref = wrong or self.reference_of.get(q.shape_id, q.shape_id)
+        sample = {"query": image, "mask": mask, "label": torch.tensor(1 if wrong else q.label), "has_box": torch.tensor(has_box),
                   "bbox": xyxy_to_cxcywh_norm(box, H, W) if has_box else torch.zeros(4),
                   "bbox_xyxy": box if has_box else torch.full((4,), float("nan")),
                   "anomaly_code": torch.tensor(ANOMALY_CODES.get(q.anomaly_type, 255)),
                   "index": torch.tensor(i), "pair": torch.tensor(self.pairs.get(i, -1)), "sample_id": q.sample_id, "shape_id": q.shape_id,
-                  "shape_key": torch.tensor(stable_key(q.shape_id))}
+                  "shape_key": torch.tensor(stable_key(ref)), "wrong_reference": torch.tensor(wrong is not None)}
         if points is not None:
             xyz, valid = points_to_patches(points.permute(1, 2, 0).numpy(), self.stride)
             # cells touching the anomalous region have no counterpart on the reference
             changed = mask.reshape(H // self.stride, self.stride, W // self.stride, self.stride).any(3).any(1).numpy()
-            sample.update(query_xyz=torch.from_numpy(xyz), query_xyz_valid=torch.from_numpy(valid & ~changed),
+            paired = valid & ~changed if wrong is None else np.zeros_like(valid)  # no query cell has a counterpart on a kin's views
+            sample.update(query_xyz=torch.from_numpy(xyz), query_xyz_valid=torch.from_numpy(paired),
                           query_object=torch.from_numpy(valid))
         if not self.with_views:
             return sample
-        ref = self.reference_of.get(q.shape_id, q.shape_id)
         v = self.shape_views(ref)
         sel = select_views(len(v["gray"]), self.views, view_rng)
         sample.update(views=torch.from_numpy(v["gray"][sel]), patch_xyz=torch.from_numpy(v["patch_xyz"][sel]),
@@ -239,6 +233,11 @@ class EpochSampler(Sampler):
     each rank takes every ``world``-th batch (the list is padded to a multiple of ``world``).
     ``start`` skips batches already seen (exact resume mid-epoch).
 
+    With ``wrong_reference`` = P > 0 and ``kin`` (shape -> the shapes whose views may stand in for
+    its own, ``benchmark.wrong_reference``) each normal, unpaired query is, with probability P,
+    paired with the views of one kin of its shape (one kin per shape and epoch), labelled
+    anomalous: its key gets a fourth element, that kin's id (``ShardDataset``).
+
     With ``pairs`` (``DatasetIndex.twin_pairs``: position -> its pair's anomalous position) the
     two members of a pair move as one unit, side by side, and share the augmentation seed (one
     flip and crop for both): a batch then holds minimal pairs, images that differ only in the
@@ -247,9 +246,13 @@ class EpochSampler(Sampler):
 
     def __init__(self, index: DatasetIndex, seed: int, batch_size: int, shuffle: bool = True, rank: int = 0,
                  world: int = 1, group_shapes: int = 8, shapes_per_batch: int = 0, drop_last: bool = True,
-                 pairs: dict[int, int] | None = None):
+                 pairs: dict[int, int] | None = None, wrong_reference: float = 0.0,
+                 kin: dict[str, list[str]] | None = None):
         self.index, self.seed, self.batch_size, self.shuffle = index, seed, batch_size, shuffle
         self.pairs = pairs or {}
+        self.wrong_reference, self.kin = wrong_reference, kin or {}
+        if wrong_reference > 0 and not self.kin:
+            raise InputError(None, "wrong_reference needs shapes with kin (another shape of their family) in the split")
         self.rank, self.world, self.group_shapes = rank, world, max(group_shapes, 1)
         self.shapes_per_batch, self.drop_last = shapes_per_batch, drop_last
         self.epoch, self.start = 0, 0
@@ -307,9 +310,20 @@ class EpochSampler(Sampler):
                 view_seed = None
                 if self.shapes_per_batch:
                     view_seed = stable_key(self.seed, self.epoch, self.rank, b, self.index.queries[i].shape_id) & (2**62 - 1)
-                keyed.append((i, seed, view_seed))
+                keyed.append((i, seed, view_seed, *self._wrong(i)))
             out.append(keyed)
         return out
+
+    def _wrong(self, i: int) -> tuple[str, ...]:
+        """(the kin whose views query ``i`` gets this epoch,) or () for its own reference."""
+        q = self.index.queries[i]
+        others = self.kin.get(q.shape_id)
+        if not (self.wrong_reference > 0 and others and q.label == 0 and i not in self.pairs):
+            return ()
+        if np.random.default_rng([self.seed, self.epoch, 0x5A, i]).random() >= self.wrong_reference:
+            return ()
+        pick = np.random.default_rng([self.seed, self.epoch, 0x5B, stable_key(q.shape_id) & (2**62 - 1)])
+        return (others[int(pick.integers(len(others)))],)
 
     def __len__(self) -> int:
         n = len(self.index)

@@ -15,22 +15,23 @@ import numpy as np
 from scipy.stats import rankdata
 
 from brokenchairs.benchmark.bootstrap import shape_bootstrap
-from brokenchairs.benchmark.evals import read_eval, row_summary, score_arrays
+from brokenchairs.benchmark.evals import read_eval, references_used, row_summary, score_arrays
 from brokenchairs.errors import InputError
 
 
 def ensemble_summary(folders: list[Path], replicates: int) -> dict:
     """``row_summary`` of several evaluations of the same queries by one model, scores rank-averaged.
 
-    Refuses folders of another model, of other queries, or that mix own and shuffled references."""
+    Refuses folders of another model, of other queries, or that mix own and wrong references."""
     rows = [read_eval(f) for f in folders]
     first, ids = rows[0], rows[0]["ids"]
     for f, r in zip(folders[1:], rows[1:]):
         if r["metrics"]["model"] != first["metrics"]["model"]:
             raise InputError(f, f"model {r['metrics']['model']}, not {first['metrics']['model']} as in {folders[0]}: "
                                 "an ensemble is of one model's checkpoints")
-        if bool(r["metrics"].get("shuffled_references")) != bool(first["metrics"].get("shuffled_references")):
-            raise InputError(f, f"mixes own and shuffled references with {folders[0]}")
+        if references_used(r["metrics"]) != references_used(first["metrics"]):
+            raise InputError(f, f"mixes {references_used(r['metrics'])} references with {folders[0]}'s "
+                                f"{references_used(first['metrics'])}")
         if r["ids"] != ids:
             raise InputError(f, f"scores other queries than {folders[0]}: an ensemble needs the same queries in each")
     scores = [score_arrays(r["preds"], ids)[1] for r in rows]

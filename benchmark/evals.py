@@ -15,6 +15,12 @@ from brokenchairs.benchmark.bootstrap import Interval, paired_difference, shape_
 from brokenchairs.errors import InputError
 
 
+def references_used(metrics: dict) -> str:
+    """Which references an evaluation paired its queries with: "own", or a wrong-reference control
+    (``benchmark.wrong_reference.CONTROLS``; evaluations before near-miss controls record a flag)."""
+    return metrics.get("references") or ("shuffled" if metrics.get("shuffled_references") else "own")
+
+
 def read_predictions(folder: Path) -> dict[str, dict]:
     path = Path(folder) / "predictions.csv"
     if not path.is_file():

@@ -12,10 +12,12 @@ from PIL import Image, ImageDraw
 
 from brokenchairs.benchmark.checkpoint import load_model
 from brokenchairs.dataset.index import DatasetIndex
-from brokenchairs.benchmark.data import ShardDataset, shuffled_references
+from brokenchairs.benchmark.data import ShardDataset
 from brokenchairs.benchmark.device import compute_dtype
 from brokenchairs.benchmark.inference import Predictions, run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
+from brokenchairs.benchmark.wrong_reference import control_references
+from brokenchairs.data_manifests.reference_controls import CONTROLS
 from brokenchairs.data_manifests.anomaly_types import TYPE_NAMES
 from brokenchairs.errors import InputError
 from brokenchairs.generation.inspection.sheets import save_grid
@@ -25,24 +27,31 @@ from brokenchairs.shared_folder import write_atomic
 
 def evaluate(checkpoint: Path, data: Path, out: Path, model_name: str | None = None, split: str = "test",
              views: int = 20, device: str = "cpu", batch_size: int = 8, workers: int = 0, examples: int = 12,
-             progress: bool = True, shuffle_references: bool = False, amp: bool = True) -> dict:
-    """Score a checkpoint on a split; with ``shuffle_references`` every query is paired with
-    another test shape's reference views (a model that uses the reference should lose AUC).
+             progress: bool = True, shuffle_references: bool = False, amp: bool = True,
+             references: str = "own") -> dict:
+    """Score a checkpoint on a split; with ``references`` "shuffled" (or ``shuffle_references``) every
+    query is paired with another test shape's reference views (a model that uses the reference
+    should lose AUC), with "near-miss" with a test shape of its own family's
+    (``benchmark.wrong_reference``: a model that compares part by part should lose AUC there too).
     ``amp``: bf16 autocast where the device multiplies bf16 natively (``benchmark.device.compute_dtype``)."""
+    if shuffle_references and references not in ("own", "shuffled"):
+        raise InputError(None, f"--shuffle-references and --references {references} ask for two controls: give one")
+    references = "shuffled" if shuffle_references else references
     model, state = load_model(checkpoint, model_name)
     name = state["model"]
     uses_views = spec(name).views
-    if shuffle_references and not uses_views:
-        raise InputError(checkpoint, f"model {name!r} reads no reference: shuffled references change nothing")
+    if references != "own" and not uses_views:
+        raise InputError(checkpoint, f"model {name!r} reads no reference: {CONTROLS[references]} change nothing")
     index = DatasetIndex.open(data, split, need_views=uses_views)
-    reference_of = shuffled_references(index.shapes()) if shuffle_references else None
+    reference_of = None if references == "own" else control_references(Path(data), index.shapes(), references)
     preds = run_inference(model, name, index, views, device, batch_size, workers, progress, amp=amp,
                           reference_of=reference_of)
     metrics = compute_metrics(preds.label, preds.score, preds.code, preds.pred_box, preds.true_box, preds.view_pred,
                               preds.view_true, cell_max=preds.cell_max, cell_prob=preds.cell_prob,
                               cell_true=preds.cell_true)
     metrics = {"model": name, "checkpoint": str(Path(checkpoint).resolve()), "data": str(Path(data).resolve()),
-               "split": split, "views": views, "shuffled_references": shuffle_references,
+               "split": split, "views": views, "shuffled_references": references == "shuffled",
+               "references": references,
                "compute_dtype": compute_dtype(device, amp),
                "epoch": state.get("epoch"), "step": state.get("step")} | metrics
     out = Path(out)

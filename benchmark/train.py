@@ -34,6 +34,7 @@ from brokenchairs.benchmark.config import TrainConfig
 from brokenchairs.dataset.index import DatasetIndex
 from brokenchairs.benchmark.data import EpochSampler, ShardDataset, prepare_batch
 from brokenchairs.benchmark.pair_loss import pair_loss
+from brokenchairs.benchmark.wrong_reference import kin_of, shape_groups
 from brokenchairs.benchmark.device import autocast, compute_dtype, float32_outputs, resolve_device
 from brokenchairs.benchmark.inference import run_inference
 from brokenchairs.benchmark.metrics import compute_metrics
@@ -153,8 +154,14 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
                       with_depth=model_spec.vlfa, cache_shapes=cfg.cache_shapes,
                       with_query_xyz=model_spec.query_xyz or (model_spec.vlfa and cfg.vlfa_query_labels == "camera"),
                       pairs=pairs)
+    kin = {}
+    if cfg.wrong_reference > 0:
+        if not model_spec.views:
+            raise InputError(None, f"wrong_reference > 0: model {cfg.model} reads no reference views")
+        kin = kin_of(shape_groups(Path(data), index.shapes(), cfg.wrong_reference_kin))
     sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
-                           group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch, pairs=pairs)
+                           group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch, pairs=pairs,
+                           wrong_reference=cfg.wrong_reference, kin=kin)
     if len(sampler) < 1:  # every batch is full (drop_last): fewer samples would train nothing
         raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {len(index)} queries, fewer than "
                                                       f"batch_size {cfg.batch_size} per process: lower --batch-size")

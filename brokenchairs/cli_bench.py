@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from brokenchairs.benchmark.device import resolve_device
+from brokenchairs.data_manifests.reference_controls import CONTROLS
 from brokenchairs.models.registry import MODEL_NAMES  # plain data: no torch at CLI start-up
 
 MODELS = ", ".join(MODEL_NAMES)
@@ -71,11 +72,16 @@ def train_cmd(model, data, out, preset, config_file, sets, epochs, batch_size, l
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--shuffle-references", is_flag=True,
-              help="Pair each query with another shape's reference views (does the model use the reference?).")
+              help="Pair each query with another shape's reference views (does the model use the reference?); "
+                   "the same as --references shuffled.")
+@click.option("--references", type=click.Choice(["own", *CONTROLS]), default="own", show_default=True,
+              help="Each query's reference views: its own shape's; another test shape's (shuffled); or another "
+                   "test shape's of its own procedural family (near-miss: does it compare part by part?).")
 @click.option("--amp/--no-amp", default=True, show_default=True,
               help="bf16 autocast on CUDA and on CPUs with AMX (--no-amp: float32 everywhere).")
 @DEVICE
-def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, shuffle_references, amp, device):
+def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, shuffle_references, references, amp,
+             device):
     """Score a checkpoint: metrics.json, predictions.csv, roc.png, examples.png.
 
     \b
@@ -84,7 +90,7 @@ def eval_cmd(model, checkpoint, data, split, views, out, batch_size, workers, sh
     from brokenchairs.benchmark.evaluate import evaluate
 
     m = evaluate(checkpoint, data, out, model, split, views, resolve_device(device), batch_size, workers,
-                 shuffle_references=shuffle_references, amp=amp)
+                 shuffle_references=shuffle_references, amp=amp, references=references)
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     click.echo(f"{m['model']} on {m['n']} {split} queries: AUC {fmt(m['auc'])}  accuracy {fmt(m['accuracy'])}"
                + (f"  box AP50 {fmt(m['box_ap50'])}" if "box_ap50" in m else "")

@@ -71,6 +71,12 @@ def foreground_mean(tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (tokens * w).sum(1) / w.sum(1).clamp_min(1)
 
 
+def own_reference(batch: dict, q_valid: torch.Tensor) -> torch.Tensor:
+    """(B,nq) query cells that may be paired with the batch's views: none of a query shown with
+    another shape's views (``wrong_reference``, training only)."""
+    return q_valid & ~batch["wrong_reference"][:, None] if "wrong_reference" in batch else q_valid
+
+
 def cell_targets(mask: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
     """(B,H,W) bool anomaly mask -> (B,h*w) float: 1 where a stride x stride cell touches the mask."""
     B, H, W = mask.shape
@@ -218,11 +224,12 @@ class CMT(nn.Module):
             B = len(y)
             pred, true = box_convert(out["boxes"], "cxcywh", "xyxy"), box_convert(batch["bbox"], "cxcywh", "xyxy")
             # released: sums over the anomalous samples, divided by the whole batch
-            parts["box_l1"] = ((out["boxes"] - batch["bbox"]).abs().sum(-1) * y).sum() / B
-            parts["box_giou"] = ((1 - generalized_box_iou(pred, true).diagonal()) * y).sum() / B
+            boxed = y * batch["has_box"].float() if "has_box" in batch else y  # a wrong reference's anomaly has no box
+            parts["box_l1"] = ((out["boxes"] - batch["bbox"]).abs().sum(-1) * boxed).sum() / B
+            parts["box_giou"] = ((1 - generalized_box_iou(pred, true).diagonal()) * boxed).sum() / B
             total = total + self.box_weights[0] * parts["box_l1"] + self.box_weights[1] * parts["box_giou"]
         if self.cell is not None and "mask" in batch:
-            parts["cell"] = cell_loss(out["cell_logits"], batch["mask"], out["q_valid"])
+            parts["cell"] = cell_loss(out["cell_logits"], batch["mask"], own_reference(batch, out["q_valid"]))  # a wrong reference's photo has no anomalous cell
             total = total + self.cell_weight * parts["cell"]
         return total, parts
 
@@ -243,7 +250,7 @@ class CMT(nn.Module):
                                      batch["view_K"][rows, b], batch["view_world_to_cam"][rows, b],
                                      batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
         else:  # Eq. 13: pseudo-labels
-            qpairs = query_view_pairs(zq, out["q_valid"], zv[rows, b], v_valid[rows, b], self.vlfa_points, generator)
+            qpairs = query_view_pairs(zq, own_reference(batch, out["q_valid"]), zv[rows, b], v_valid[rows, b], self.vlfa_points, generator)
         qv = pair_loss(qpairs, zq, keys, shape_key, self.tau) if self.vlfa_losses != "view-view" else None
         if qv is not None:
             parts["va_qv"] = qv

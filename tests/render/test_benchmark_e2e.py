@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -65,6 +66,32 @@ def test_dataset_samples_match_the_shards(data):
     for i in range(len(index)):  # the view cache serves every query of a shape after its first
         plain[i]
     assert plain.cache_misses == 3 and plain.cache_hits + plain.cache_misses == len(index) + 2
+
+
+def test_a_wrong_reference_sample_is_its_normal_photo_beside_a_kins_views_labelled_anomalous(data):
+    index = DatasetIndex.open(data, "all")
+    ds = ShardDataset(index, views=4, train=True, with_query_xyz=True)
+    i = next(k for k, q in enumerate(index.queries) if q.label == 0)
+    other = next(s for s in index.shapes() if s != index.queries[i].shape_id)
+    own, wrong = ds[(i, 7, 9)], ds[(i, 7, 9, other)]
+    assert torch.equal(own["query"], wrong["query"])  # the same photo, the same flip and crop
+    assert (int(own["label"]), int(wrong["label"])) == (0, 1) and bool(wrong["wrong_reference"]) and not bool(own["wrong_reference"])
+    assert not bool(wrong["has_box"]) and not wrong["mask"].any()  # nothing to localise
+    assert torch.equal(wrong["views"], torch.from_numpy(ds.shape_views(other)["gray"][wrong["view_ids"].numpy()]))
+    assert own["query_xyz_valid"].any() and not wrong["query_xyz_valid"].any()  # VLFA pairs no query cell with a kin's views
+    assert int(wrong["view_group"]) != int(own["view_group"])
+
+
+def test_training_with_wrong_references_records_the_option_and_learns_from_both_kinds(data, tmp_path):
+    run = tmp_path / "run"
+    _cli("train", "--model", "cmt", "--data", data, "--out", run, *TINY, "--set", "val_split=", "--set", "wrong_reference=0.5",
+         "--set", "wrong_reference_kin=any", "--set", "box_head=true", "--epochs", "1")
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["wrong_reference"], cfg["wrong_reference_kin"]) == (0.5, "any")
+    rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r["kind"] == "train"]
+    assert rows and all(np.isfinite(float(r[k])) for r in rows for k in ("loss", "bce", "va_vv", "box_l1"))
+    _cli("train", "--model", "resnet18-fpn", "--data", data, "--out", tmp_path / "q", *TINY, "--set", "wrong_reference=0.5",
+         "--set", "wrong_reference_kin=any", code=2)
 
 
 def test_train_eval_report_end_to_end(data, tmp_path):

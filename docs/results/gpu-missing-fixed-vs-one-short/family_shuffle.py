@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from brokenchairs.benchmark.data import shuffled_references
+from brokenchairs.benchmark.wrong_reference import shuffled_references
 from brokenchairs.generation.shapes.procedural import FAMILY_NAMES
 
 

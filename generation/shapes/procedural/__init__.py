@@ -19,6 +19,13 @@ from brokenchairs.generation.shapes.shape import Shape, normalise
 FAMILY_NAMES = tuple(FAMILIES)
 
 
+def chair_family(seed: int, index: int) -> str:
+    """The family of procedural chair ``index`` of ``seed``: families cycle with the index in an
+    order drawn once per seed."""
+    order = np.random.default_rng([seed, 0xFA]).permutation(len(FAMILY_NAMES))
+    return FAMILY_NAMES[order[index % len(FAMILY_NAMES)]]
+
+
 def chair_id(seed: int, index: int, variety: str = DEFAULT_VARIETY) -> str:
     prefix = "synth" if variety == DEFAULT_VARIETY else f"synth-{variety}"
     return f"{prefix}-{seed}-{index:05d}"
@@ -31,8 +38,7 @@ def synth_chair(seed: int, index: int, family: str | None = None, variety: str =
     if variety not in CHAIR_VARIETIES:
         raise ValueError(f"unknown chair variety {variety!r}; known: {', '.join(CHAIR_VARIETIES)}")
     rng = np.random.default_rng([seed, index])
-    order = np.random.default_rng([seed, 0xFA]).permutation(len(FAMILY_NAMES))
-    name = family or FAMILY_NAMES[order[index % len(FAMILY_NAMES)]]
+    name = family or chair_family(seed, index)
     if name not in FAMILIES:
         raise ValueError(f"unknown chair family {name!r}; known: {', '.join(FAMILY_NAMES)}")
     builder = TreeBuilder()
