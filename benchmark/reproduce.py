@@ -305,11 +305,15 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
 
         tasks.append(Task(f"train-{name}", train))
 
+    from brokenchairs.benchmark.wrong_reference import has_kin
     from brokenchairs.dataset.index import DatasetIndex
 
     test_shapes = len(DatasetIndex.open(data, "test", need_views=False).shapes())
     if test_shapes < 2:
         echo(f"  the test split holds {test_shapes} shape: no shuffled-reference control")
+    near_miss = has_kin(data, "test")
+    if not near_miss:
+        echo("  no two test chairs of one procedural family: no near-miss control")
     # each evaluation starts once its checkpoint exists (an epoch's as its training passes it, last.pt's
     # once the training is complete), on a slot a finished training freed: beside the longer trainings
     for row, k in replicates:
@@ -319,6 +323,8 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
         shuffled = ["--shuffle-references"]
         # (eval folder, checkpoint, data, extra eval options): last.pt, then the --score-epochs checkpoints
         scored = [("eval-test", "last.pt", data, [])] + ([("eval-shuffled", "last.pt", data, shuffled)] if shuffle else [])
+        if shuffle and near_miss:
+            scored.append(("eval-near-miss", "last.pt", data, ["--references", "near-miss"]))
         if ood is not None and k == 0:  # out of domain: the first training of each row
             scored.append(("eval-partnet", "last.pt", ood, []))
         for e in recipe.score_epochs:

@@ -1,6 +1,6 @@
 """The evidence report of ``reproduce table2``: ``table2.md``, ``table2.json``, ``roc.png``, ``examples.png``.
 
-Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,partnet}/`` (``predictions.csv`` and
+Read from the run folders ``OUT/runs/<row>/eval-{test,shuffled,near-miss,partnet}/`` (``predictions.csv`` and
 ``metrics.json`` as ``brokenchairs eval`` writes them; with ``--score-epochs`` also each scored
 checkpoint's ``eval-{test,shuffled}-eNNN/``, read as checkpoint ensembles, ``benchmark.ensemble``).
 Every AUC carries a 95% interval from a bootstrap over test shapes; differences between two
@@ -160,6 +160,24 @@ def _ensemble_lines(ens: dict[str, dict], recipe, result: dict) -> list[str]:
     return lines
 
 
+def _near_miss_lines(test: dict[str, dict], near: dict[str, dict], rep: int, result: dict) -> list[str]:
+    """The near-miss control: each test query with the views of another test chair of its own family."""
+    lines = ["", "**Does it compare part by part?** The same test queries, each paired with the reference views of "
+             "another test chair of its own procedural family (`eval --references near-miss`): the wrong reference "
+             "that a comparison of family against family cannot tell from the right one. Columns as above:", "",
+             "| Method | AUC, own reference | AUC, near-miss references | drop (paired) "
+             "| normal queries scored higher | mean score change |", "|---|---|---|---|---|---|"]
+    for row, r in near.items():
+        drop = paired_auc(test[row], r, rep)
+        sens = reference_sensitivity(test[row], r, rep)
+        lines.append("| " + " | ".join([row_label(row), fmt_interval(test[row]["auc"]), fmt_interval(r["auc"]),
+                                        fmt_interval(drop, signed=True), fmt_interval(sens and sens["rises"]),
+                                        fmt_interval(sens and sens["change"], signed=True)]) + " |")
+        result["rows"][row]["near_miss_auc"] = _json(r["auc"])
+        result["rows"][row]["near_miss_drop"] = _json(drop)
+    return lines
+
+
 def _need_lines(test: dict[str, dict], shuffled: dict[str, dict], ens: dict[str, dict], recipe, result: dict) -> list[str]:
     """The report's split of the missing parts into those only the reference can settle and those the
     photo can (``benchmark.reference_need``), for each row's last checkpoint and checkpoint ensemble."""
@@ -297,6 +315,10 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
             result["rows"][row]["shuffled_drop"] = _json(drop)
             result["rows"][row]["reference_sensitivity"] = (
                 {"rises": sens["rises"].as_json(), "change": sens["change"].as_json(), "n": sens["n"]} if sens else None)
+    near = {row: row_summary(runs / row / "eval-near-miss", rep) for row in recipe.rows
+            if (runs / row / "eval-near-miss" / "metrics.json").is_file()}
+    if near:
+        lines += _near_miss_lines(test, near, rep, result)
     if partnet:
         p0 = next(iter(partnet.values()))
         lines += ["", f"**Out of domain**: the same models on {p0['shapes']} real PartNet chairs ({p0['n']} queries, "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from brokenchairs.data_manifests.reference_controls import CONTROLS, KIN
 from brokenchairs.dataset.dataset_json import read_dataset
+from brokenchairs.dataset.index import shape_splits
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shapes.procedural import chair_family
 from brokenchairs.generation.shapes.sources import ShapeRef
@@ -55,14 +56,26 @@ def kin_of(groups: dict[str, str]) -> dict[str, list[str]]:
     return {sid: [o for o in members[g] if o != sid] for sid, g in groups.items() if len(members[g]) > 1}
 
 
+def has_kin(root: Path, split: str) -> bool:
+    """Whether two shapes of ``split`` share a procedural family (a near-miss control is possible)."""
+    data = read_dataset(Path(root)) or {}
+    shapes = [sid for sid, name in shape_splits(data).items() if name == split]
+    return bool(_family_kin(root, shapes))
+
+
+def _family_kin(root: Path, shapes: list[str]) -> dict[str, list[str]]:
+    """``kin_of`` over the shapes whose procedural family is known."""
+    return kin_of({sid: g for sid, g in shape_groups(root, shapes).items() if g})
+
+
 def near_miss_references(root: Path, shapes: list[str]) -> dict[str, str]:
     """Each shape mapped to the next shape of its own group (a cyclic shift within the group,
     sorted ids): the near-miss control beside ``shuffled_references``. Shapes alone in their
-    group keep their own reference; none shares a group: an error."""
-    groups = shape_groups(root, shapes)
-    kin = kin_of(groups)
+    family, or of no known family (PartNet, meshes), keep their own reference; none shares a
+    family: an error."""
+    kin = _family_kin(root, shapes)
     if not kin:
-        raise InputError(root, "near-miss references need two shapes of one family in the split")
+        raise InputError(root, "near-miss references need two procedural chairs of one family in the split")
     out = {}
     for sid, others in kin.items():
         ring = sorted([sid, *others])

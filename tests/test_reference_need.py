@@ -139,14 +139,15 @@ def test_the_report_splits_each_rows_scores_by_reference_need(case, tmp_path):
     shapes = [t.shape_id] * len(mine) + [f"n{i // 3}" for i in range(12)]
     labels = np.array([r["label"] for r in mine] + [0] * 12)
     rng = np.random.default_rng(7)
-    scores = {name: rng.uniform(0, 1, len(ids)).round(6) for name in ("resnet", "cmt", "shuffled")}
+    scores = {name: rng.uniform(0, 1, len(ids)).round(6) for name in ("resnet", "cmt", "shuffled", "near-miss")}
     out = tmp_path / "t2"
     for row, name, folder, shuffled in (("resnet18-fpn", "resnet", "eval-test", False), ("cmt", "cmt", "eval-test", False),
-                                        ("cmt", "shuffled", "eval-shuffled", True)):
+                                        ("cmt", "shuffled", "eval-shuffled", True), ("cmt", "near-miss", "eval-near-miss", False)):
         f = _eval_folder(out / "runs" / row / folder, ids, shapes, labels, scores[name], checkpoint=f"{row}.pt",
                          shuffled=shuffled)
         meta = json.loads((f / "metrics.json").read_text())
-        (f / "metrics.json").write_text(json.dumps({**meta, "model": row, "data": str(root), "split": "test"}))
+        (f / "metrics.json").write_text(json.dumps({**meta, "model": row, "data": str(root), "split": "test",
+                                                    **({"references": name} if name == "near-miss" else {})}))
     recipe = replace(Recipe.load("cpu-missing"), score_epochs=(), bootstrap=50)
     assert recipe.reference_need
     text = write_table2(out, recipe, {}).read_text()
@@ -162,6 +163,9 @@ def test_the_report_splits_each_rows_scores_by_reference_need(case, tmp_path):
         assert cmt["shuffled_drop"]["value"] == pytest.approx(auc["cmt"] - auc["shuffled"])
         base = got["rows"]["resnet18-fpn"]["last checkpoint"][name]
         assert base["auc"]["value"] == pytest.approx(auc["resnet"]) and base["shuffled_drop"] is None
+    near = json.loads((out / "table2.json").read_text())["rows"]["cmt"]["near_miss_drop"]["value"]
+    assert near == pytest.approx(roc_auc_score(labels, scores["cmt"]) - roc_auc_score(labels, scores["near-miss"]))
+    assert "\n| CMT | " in text.split("**Does it compare part by part?**")[1].split("\n\n")[1]
     table = [line for line in text.split("**Where only the reference can tell**")[1].splitlines() if line.startswith("|")]
     assert len(table) == 2 + 4 and len({line.count("|") for line in table}) == 1
 

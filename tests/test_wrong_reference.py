@@ -10,11 +10,12 @@ from click.testing import CliRunner
 
 from brokenchairs.benchmark.config import resolve_config
 from brokenchairs.benchmark.data import EpochSampler
-from brokenchairs.benchmark.wrong_reference import (control_references, kin_of, near_miss_references, shape_groups,
-                                                    shuffled_references)
+from brokenchairs.benchmark.wrong_reference import (control_references, has_kin, kin_of, near_miss_references,
+                                                    shape_groups, shuffled_references)
 from brokenchairs.cli import main
 from brokenchairs.dataset.dataset_json import write_dataset
 from brokenchairs.dataset.index import DatasetIndex, QueryRef
+from brokenchairs.dataset.splits import split_of
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shapes.procedural import synth_chair
 from brokenchairs.generation.shapes.sources import ShapeRef, procedural_refs
@@ -58,8 +59,9 @@ def test_near_miss_references_are_a_derangement_within_each_family(shapes_root):
     assert all(ref[s] != s and groups[ref[s]] == groups[s] for s in ref)
     assert sorted(ref.values()) == sorted(ref)  # every shape lends its views once
     assert control_references(root, ids, "near-miss") == ref
-    with pytest.raises(InputError, match="two shapes of one family"):
-        near_miss_references(root, ids[:10])  # ten chairs, ten families
+    with pytest.raises(InputError, match="two procedural chairs of one family"):
+        near_miss_references(root, ids[:10] + ["anno-7"])  # ten chairs, ten families, and a chair of no family
+    assert has_kin(root, "test") == bool(kin_of({s: groups[s] for s in ids if split_of(s) == "test" and groups[s]}))
     with pytest.raises(InputError, match="unknown reference control"):
         control_references(root, ids, "mirrored")
 

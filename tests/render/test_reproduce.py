@@ -39,6 +39,7 @@ def test_reproduce_smoke_writes_table2_and_resumes(tmp_path):
     assert sens["n"] == sum(1 for line in (out / "runs" / "cmt" / "eval-test" / "predictions.csv").open()
                             if line.split(",")[3] == "0")
     assert (out / "roc.png").is_file() and (out / "examples.png").is_file()
+    assert "no near-miss control" in res.output and not (out / "runs" / "cmt" / "eval-near-miss").exists()  # 6 families
     for row in ("resnet18-fpn", "cmt"):
         assert (out / "runs" / row / "complete.json").is_file()
     again = CliRunner().invoke(main, ["reproduce", "table2", "--preset", "smoke", "--out", str(out)])
