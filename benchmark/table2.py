@@ -22,6 +22,7 @@ from brokenchairs.benchmark.ensemble import summary
 from brokenchairs.benchmark.evals import (fmt_interval, normal_score_changes, paired_auc, read_predictions,
                                           reference_sensitivity, row_summary, score_arrays)
 from brokenchairs.data_manifests.anomaly_types import ANOMALY_TYPES as TYPES
+from brokenchairs.data_manifests.reference_controls import CONTROLS
 from brokenchairs.models.registry import REGISTRY
 
 
@@ -160,21 +161,37 @@ def _ensemble_lines(ens: dict[str, dict], recipe, result: dict) -> list[str]:
     return lines
 
 
-def _near_miss_lines(test: dict[str, dict], near: dict[str, dict], rep: int, result: dict) -> list[str]:
-    """The near-miss control: each test query with the views of another test chair of its own family."""
-    lines = ["", "**Does it compare part by part?** The same test queries, each paired with the reference views of "
-             "another test chair of its own procedural family (`eval --references near-miss`): the wrong reference "
-             "that a comparison of family against family cannot tell from the right one. Columns as above:", "",
-             "| Method | AUC, own reference | AUC, near-miss references | drop (paired) "
+SHUFFLED_HEADING = ("**Does it look at the reference?** The same test queries, each paired with another test shape's "
+                    "reference views. The last two columns take the normal queries one by one: the share (%) scored "
+                    "more anomalous with the wrong reference (50 for a model that ignores it) and the mean change of "
+                    "their score (in points of probability):")
+NEAR_MISS_HEADING = ("**Does it compare part by part?** The same test queries, each paired with the reference views of "
+                     "another test chair of its own procedural family (`eval --references near-miss`): the wrong "
+                     "reference that a comparison of family against family cannot tell from the right one. Columns "
+                     "as above:")
+
+
+def _control_lines(test: dict[str, dict], wrong: dict[str, dict], rep: int, result: dict, control: str) -> list[str]:
+    """A wrong-reference control's table (``CONTROLS``): each row's AUC with its own and with the wrong
+    references, the paired drop and how normal queries' scores move; recorded in ``result`` as
+    ``<control>_auc``, ``<control>_drop`` and ``<control>_sensitivity`` (the shuffled one's also as
+    ``reference_sensitivity``, its name before near-miss controls)."""
+    key = control.replace("-", "_")
+    lines = ["", SHUFFLED_HEADING if control == "shuffled" else NEAR_MISS_HEADING, "",
+             f"| Method | AUC, own reference | AUC, {CONTROLS[control]} | drop (paired) "
              "| normal queries scored higher | mean score change |", "|---|---|---|---|---|---|"]
-    for row, r in near.items():
+    for row, r in wrong.items():
         drop = paired_auc(test[row], r, rep)
         sens = reference_sensitivity(test[row], r, rep)
         lines.append("| " + " | ".join([row_label(row), fmt_interval(test[row]["auc"]), fmt_interval(r["auc"]),
                                         fmt_interval(drop, signed=True), fmt_interval(sens and sens["rises"]),
                                         fmt_interval(sens and sens["change"], signed=True)]) + " |")
-        result["rows"][row]["near_miss_auc"] = _json(r["auc"])
-        result["rows"][row]["near_miss_drop"] = _json(drop)
+        entry = result["rows"][row]
+        entry[f"{key}_auc"], entry[f"{key}_drop"] = _json(r["auc"]), _json(drop)
+        entry[f"{key}_sensitivity"] = (
+            {"rises": sens["rises"].as_json(), "change": sens["change"].as_json(), "n": sens["n"]} if sens else None)
+        if control == "shuffled":
+            entry["reference_sensitivity"] = entry[f"{key}_sensitivity"]
     return lines
 
 
@@ -299,26 +316,11 @@ def write_table2(out: Path, recipe, times: dict[str, float], wall: float | None 
             d = paired_auc(r, base, rep)
             result["rows"][row]["minus_baseline"] = _json(d)
     if shuffled:
-        lines += ["", "**Does it look at the reference?** The same test queries, each paired with another test shape's "
-                  "reference views. The last two columns take the normal queries one by one: the share (%) scored "
-                  "more anomalous with the wrong reference (50 for a model that ignores it) and the mean change of "
-                  "their score (in points of probability):", "",
-                  "| Method | AUC, own reference | AUC, shuffled references | drop (paired) "
-                  "| normal queries scored higher | mean score change |", "|---|---|---|---|---|---|"]
-        for row, r in shuffled.items():
-            drop = paired_auc(test[row], r, rep)
-            sens = reference_sensitivity(test[row], r, rep)
-            cells = [row_label(row), fmt_interval(test[row]["auc"]), fmt_interval(r["auc"]), fmt_interval(drop, signed=True),
-                     fmt_interval(sens and sens["rises"]), fmt_interval(sens and sens["change"], signed=True)]
-            lines.append("| " + " | ".join(cells) + " |")
-            result["rows"][row]["shuffled_auc"] = _json(r["auc"])
-            result["rows"][row]["shuffled_drop"] = _json(drop)
-            result["rows"][row]["reference_sensitivity"] = (
-                {"rises": sens["rises"].as_json(), "change": sens["change"].as_json(), "n": sens["n"]} if sens else None)
+        lines += _control_lines(test, shuffled, rep, result, "shuffled")
     near = {row: row_summary(runs / row / "eval-near-miss", rep) for row in recipe.rows
             if (runs / row / "eval-near-miss" / "metrics.json").is_file()}
     if near:
-        lines += _near_miss_lines(test, near, rep, result)
+        lines += _control_lines(test, near, rep, result, "near-miss")
     if partnet:
         p0 = next(iter(partnet.values()))
         lines += ["", f"**Out of domain**: the same models on {p0['shapes']} real PartNet chairs ({p0['n']} queries, "
