@@ -78,6 +78,7 @@ class TrainConfig:
     pair_weight: float = 0.0  # > 0 (needs twins): + W x softplus(s_twin - s_anomalous) per pair (benchmark.pair_loss)
     wrong_reference: float = 0.0  # > 0: that share of normal queries gets a kin's views, labelled anomalous (a deviation)
     wrong_reference_kin: str = "family"  # whose views: a shape of its procedural family, or any shape (benchmark.wrong_reference)
+    wrong_reference_from: int = 0  # the first epoch (0-based) with wrong references: 9 = the last three of 12
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA and on CPUs with AMX, else fp32 (benchmark.device.compute_dtype)
     log_every: int = 10
@@ -90,7 +91,7 @@ class TrainConfig:
         for name in ("batch_size", "epochs", "views_train", "views_test", "d", "heads", "head_dim", "blocks", "ff_mult",
                      "topk", "box_layers", "vlfa_points", "proj_hidden", "proj_dim", "embed", "log_every", "group_shapes"):
             check_int(name, getattr(self, name), 1, source=source)
-        for name in ("workers", "cache_shapes", "seed", "max_steps_per_epoch", "checkpoint_every", "lr_drop",
+        for name in ("workers", "cache_shapes", "seed", "max_steps_per_epoch", "checkpoint_every", "lr_drop", "wrong_reference_from",
                      "shapes_per_batch"):
             check_int(name, getattr(self, name), 0, source=source)
         check_number("lr", self.lr, 0, None, source, exclusive=True)

@@ -236,7 +236,8 @@ class EpochSampler(Sampler):
     With ``wrong_reference`` = P > 0 and ``kin`` (shape -> the shapes whose views may stand in for
     its own, ``benchmark.wrong_reference``) each normal, unpaired query is, with probability P,
     paired with the views of one kin of its shape (one kin per shape and epoch), labelled
-    anomalous: its key gets a fourth element, that kin's id (``ShardDataset``).
+    anomalous, from epoch ``wrong_from`` on: its key gets a fourth element, that kin's id
+    (``ShardDataset``).
 
     With ``pairs`` (``DatasetIndex.twin_pairs``: position -> its pair's anomalous position) the
     two members of a pair move as one unit, side by side, and share the augmentation seed (one
@@ -247,10 +248,10 @@ class EpochSampler(Sampler):
     def __init__(self, index: DatasetIndex, seed: int, batch_size: int, shuffle: bool = True, rank: int = 0,
                  world: int = 1, group_shapes: int = 8, shapes_per_batch: int = 0, drop_last: bool = True,
                  pairs: dict[int, int] | None = None, wrong_reference: float = 0.0,
-                 kin: dict[str, list[str]] | None = None):
+                 kin: dict[str, list[str]] | None = None, wrong_from: int = 0):
         self.index, self.seed, self.batch_size, self.shuffle = index, seed, batch_size, shuffle
         self.pairs = pairs or {}
-        self.wrong_reference, self.kin = wrong_reference, kin or {}
+        self.wrong_reference, self.kin, self.wrong_from = wrong_reference, kin or {}, wrong_from
         if wrong_reference > 0 and not self.kin:
             raise InputError(None, "wrong_reference needs shapes with kin (another shape of their family) in the split")
         self.rank, self.world, self.group_shapes = rank, world, max(group_shapes, 1)
@@ -318,7 +319,7 @@ class EpochSampler(Sampler):
         """(the kin whose views query ``i`` gets this epoch,) or () for its own reference."""
         q = self.index.queries[i]
         others = self.kin.get(q.shape_id)
-        if not (self.wrong_reference > 0 and others and q.label == 0 and i not in self.pairs):
+        if not (self.wrong_reference > 0 and self.epoch >= self.wrong_from and others and q.label == 0 and i not in self.pairs):
             return ()
         if np.random.default_rng([self.seed, self.epoch, 0x5A, i]).random() >= self.wrong_reference:
             return ()

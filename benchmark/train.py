@@ -161,7 +161,7 @@ def train(cfg: TrainConfig, data: Path, run: Path, resume: bool = False, device:
         kin = kin_of(shape_groups(Path(data), index.shapes(), cfg.wrong_reference_kin))
     sampler = EpochSampler(index, cfg.seed, cfg.batch_size, shuffle=True, rank=rank, world=world,
                            group_shapes=cfg.group_shapes, shapes_per_batch=cfg.shapes_per_batch, pairs=pairs,
-                           wrong_reference=cfg.wrong_reference, kin=kin)
+                           wrong_reference=cfg.wrong_reference, kin=kin, wrong_from=cfg.wrong_reference_from)
     if len(sampler) < 1:  # every batch is full (drop_last): fewer samples would train nothing
         raise InputError(Path(data) / "dataset.json", f"split {cfg.split!r} holds {len(index)} queries, fewer than "
                                                       f"batch_size {cfg.batch_size} per process: lower --batch-size")

@@ -140,7 +140,7 @@ TRAIN_VALUES = {  # a valid value other than every preset's and the default
     "proj_dim": 64, "backbone_weights": "/weights/r18.pth", "init_from": "/runs/q/epoch-001.pt", "views_train": 3, "views_test": 7, "augment": False,
     "split": "train,val", "val_split": "", "workers": 1, "cache_shapes": 5, "group_shapes": 3,
     "shapes_per_batch": 1, "twins": True, "pair_weight": 0.5, "wrong_reference": 0.25,
-    "wrong_reference_kin": "any", "seed": 9, "amp": False, "log_every": 3, "max_steps_per_epoch": 11,
+    "wrong_reference_kin": "any", "wrong_reference_from": 4, "seed": 9, "amp": False, "log_every": 3, "max_steps_per_epoch": 11,
     "checkpoint_every": 13,
 }
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "workers", "checkpoint_every")

@@ -100,6 +100,10 @@ def test_the_sampler_gives_that_share_of_normal_queries_one_kins_views_per_shape
     assert all(len(o) == 1 for o in lent.values())  # one kin per shape in an epoch: its views are encoded once
     s.set_epoch(1)
     assert [k for b in s for k in b if len(k) == 4] != wrong
+    late = EpochSampler(index, seed=5, batch_size=8, shapes_per_batch=2, wrong_reference=0.3, kin=kin, wrong_from=2)
+    for epoch, some in ((0, False), (1, False), (2, True), (5, True)):  # wrong references from epoch 2 on
+        late.set_epoch(epoch)
+        assert any(len(k) == 4 for b in late for k in b) == some
     with pytest.raises(InputError, match="needs shapes with kin"):
         EpochSampler(index, seed=5, batch_size=8, wrong_reference=0.3)
 
