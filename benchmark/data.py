@@ -253,7 +253,7 @@ class EpochSampler(Sampler):
         self.pairs = pairs or {}
         self.wrong_reference, self.kin, self.wrong_from = wrong_reference, kin or {}, wrong_from
         if wrong_reference > 0 and not self.kin:
-            raise InputError(None, "wrong_reference needs shapes with kin (another shape of their family) in the split")
+            raise InputError(None, "wrong_reference needs shapes with kin (another shape of their group) in the split")
         self.rank, self.world, self.group_shapes = rank, world, max(group_shapes, 1)
         self.shapes_per_batch, self.drop_last = shapes_per_batch, drop_last
         self.epoch, self.start = 0, 0

@@ -305,13 +305,14 @@ def reproduce_table2(out: Path, preset: str = "cpu", partnet: Path | None = None
 
         tasks.append(Task(f"train-{name}", train))
 
-    from brokenchairs.benchmark.wrong_reference import has_kin
+    from brokenchairs.benchmark.wrong_reference import family_kin
     from brokenchairs.dataset.index import DatasetIndex
 
-    test_shapes = len(DatasetIndex.open(data, "test", need_views=False).shapes())
+    test_ids = DatasetIndex.open(data, "test", need_views=False).shapes()
+    test_shapes = len(test_ids)
     if test_shapes < 2:
         echo(f"  the test split holds {test_shapes} shape: no shuffled-reference control")
-    near_miss = has_kin(data, "test")
+    near_miss = bool(family_kin(data, test_ids))
     if not near_miss:
         echo("  no two test chairs of one procedural family: no near-miss control")
     # each evaluation starts once its checkpoint exists (an epoch's as its training passes it, last.pt's

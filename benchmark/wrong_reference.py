@@ -17,11 +17,9 @@ from pathlib import Path
 
 from brokenchairs.data_manifests.reference_controls import CONTROLS, KIN
 from brokenchairs.dataset.dataset_json import read_dataset
-from brokenchairs.dataset.index import shape_splits
 from brokenchairs.errors import InputError
 from brokenchairs.generation.shapes.procedural import chair_family
 from brokenchairs.generation.shapes.sources import ShapeRef
-
 
 
 def shuffled_references(shapes: list[str]) -> dict[str, str]:
@@ -56,15 +54,8 @@ def kin_of(groups: dict[str, str]) -> dict[str, list[str]]:
     return {sid: [o for o in members[g] if o != sid] for sid, g in groups.items() if len(members[g]) > 1}
 
 
-def has_kin(root: Path, split: str) -> bool:
-    """Whether two shapes of ``split`` share a procedural family (a near-miss control is possible)."""
-    data = read_dataset(Path(root)) or {}
-    shapes = [sid for sid, name in shape_splits(data).items() if name == split]
-    return bool(_family_kin(root, shapes))
-
-
-def _family_kin(root: Path, shapes: list[str]) -> dict[str, list[str]]:
-    """``kin_of`` over the shapes whose procedural family is known."""
+def family_kin(root: Path, shapes: list[str]) -> dict[str, list[str]]:
+    """``kin_of`` over the shapes whose procedural family is known; empty: no near-miss control."""
     return kin_of({sid: g for sid, g in shape_groups(root, shapes).items() if g})
 
 
@@ -73,7 +64,7 @@ def near_miss_references(root: Path, shapes: list[str]) -> dict[str, str]:
     sorted ids): the near-miss control beside ``shuffled_references``. Shapes alone in their
     family, or of no known family (PartNet, meshes), keep their own reference; none shares a
     family: an error."""
-    kin = _family_kin(root, shapes)
+    kin = family_kin(root, shapes)
     if not kin:
         raise InputError(root, "near-miss references need two procedural chairs of one family in the split")
     out = {}

@@ -229,7 +229,8 @@ class CMT(nn.Module):
             parts["box_giou"] = ((1 - generalized_box_iou(pred, true).diagonal()) * boxed).sum() / B
             total = total + self.box_weights[0] * parts["box_l1"] + self.box_weights[1] * parts["box_giou"]
         if self.cell is not None and "mask" in batch:
-            parts["cell"] = cell_loss(out["cell_logits"], batch["mask"], own_reference(batch, out["q_valid"]))  # a wrong reference's photo has no anomalous cell
+            # a photo beside a wrong reference has no anomalous cell to learn: its cells are left out
+            parts["cell"] = cell_loss(out["cell_logits"], batch["mask"], own_reference(batch, out["q_valid"]))
             total = total + self.cell_weight * parts["cell"]
         return total, parts
 
@@ -250,7 +251,8 @@ class CMT(nn.Module):
                                      batch["view_K"][rows, b], batch["view_world_to_cam"][rows, b],
                                      batch["view_depth"][rows, b], STRIDE, grid_w, self.vlfa_points)
         else:  # Eq. 13: pseudo-labels
-            qpairs = query_view_pairs(zq, own_reference(batch, out["q_valid"]), zv[rows, b], v_valid[rows, b], self.vlfa_points, generator)
+            qpairs = query_view_pairs(zq, own_reference(batch, out["q_valid"]), zv[rows, b], v_valid[rows, b],
+                                      self.vlfa_points, generator)
         qv = pair_loss(qpairs, zq, keys, shape_key, self.tau) if self.vlfa_losses != "view-view" else None
         if qv is not None:
             parts["va_qv"] = qv
