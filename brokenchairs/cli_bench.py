@@ -177,7 +177,9 @@ def reproduce_group():
 @click.option("--preset", default="cpu", show_default=True,
               help="cpu (all types, two cores, about 90 minutes), cpu-missing (missing parts on 1,200 chairs, where CMT "
                    "beats the query-only model), cpu-missing-one-short (the same on chairs whose make varies), "
-                   "cpu-missing-late-wrong-reference (CMT checks its reference in its last three epochs) or paper "
+                   "cpu-missing-check-reference (cpu-missing, then three more epochs that teach CMT to check its "
+                   "reference: it beats the query-only model and loses its lead with wrong references), "
+                   "cpu-missing-late-wrong-reference (the same check in the last three of 12 epochs) or paper "
                    "(the full-size recipe, for a GPU node); each described in data_manifests/reproduce_presets.json.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder.")
 @click.option("--partnet", type=click.Path(path_type=Path), default=None,
