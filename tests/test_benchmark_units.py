@@ -342,3 +342,26 @@ def test_every_reproduce_preset_loads_and_asks_only_what_generate_and_train_acce
     drop = missing.train_sets["lr_drop"]
     assert missing.anomalies == ("missing", "normal") and missing.score_epochs == tuple(range(drop + 1, last + 1))
     assert last == wanted_epochs(missing, "resnet18-fpn") == 12 and Recipe.load("cpu").anomalies == ("all",)
+
+
+def test_check_reference_preset_is_cpu_missing_then_three_epochs_that_check_the_reference():
+    """What the README and docs claim of cpu-missing-check-reference: the same data as cpu-missing, every
+    row's training that of cpu-missing three epochs longer, and CMT's wrong references only in those three."""
+    from dataclasses import asdict, replace
+
+    from brokenchairs.benchmark.config import resolve_config
+    from brokenchairs.benchmark.reproduce import Recipe, replicate_sets, row_model
+
+    base, check = Recipe.load("cpu-missing"), Recipe.load("cpu-missing-check-reference")
+    data_keys = ("shapes", "seed", "resolution", "samples", "views", "min_anomaly_pixels", "split_ratios",
+                 "anomalies", "balance", "chair_variety", "rows", "views_test")
+    assert {k: getattr(check, k) for k in data_keys} == {k: getattr(base, k) for k in data_keys}
+    for row in check.rows:
+        b = resolve_config(row_model(row), base.train_preset, None, replicate_sets(base, row, 0))
+        c = resolve_config(row_model(row), check.train_preset, None, replicate_sets(check, row, 0))
+        assert c.epochs == b.epochs + 3 and c.lr_drop == b.lr_drop
+        if row == check.main:
+            assert b.wrong_reference == 0 and c.wrong_reference > 0 and c.wrong_reference_from == b.epochs
+            c = replace(c, wrong_reference=0.0, wrong_reference_kin=b.wrong_reference_kin, wrong_reference_from=0)
+        assert asdict(replace(c, epochs=b.epochs)) == asdict(b), row
+    assert check.score_epochs == tuple(range(b.epochs + 1, b.epochs + 4))
