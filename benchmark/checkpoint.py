@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,12 @@ def save_checkpoint(path: Path, *, model: nn.Module, model_name: str, model_kwar
              "state_dict": model.state_dict(), "epoch": epoch, "pos": pos, "step": step, "resolution": resolution,
              "optimizer": optimizer.state_dict() if optimizer else None, "rng": rng_state(),
              "generator": generator.get_state() if generator is not None else None}
-    return write_atomic(path, lambda f: torch.save(state, f), sync=True)  # a temporary of this write, flushed, renamed
+    try:  # a temporary of this write, flushed, renamed: a failed write leaves the previous checkpoint whole
+        return write_atomic(path, lambda f: torch.save(state, f), sync=True)
+    except (RuntimeError, OSError) as exc:  # torch reports a short write (a full disk, a size limit) as "unexpected pos"
+        free = shutil.disk_usage(path.parent).free / 2**20
+        raise InputError(path, f"could not write the checkpoint ({free:.0f} MiB free on its disk; the previous one "
+                               f"is kept, --resume continues from it): {exc}") from exc
 
 
 def read_checkpoint(path: Path, model_name: str | None = None) -> dict:

@@ -263,3 +263,34 @@ def test_momentum_update_is_the_ema_of_each_key_tensor():
         assert torch.equal(k1, k0.mul(0.9).add(p, alpha=0.1))
     model.momentum_update(momentum=0)  # a plain copy
     assert all(torch.equal(k, p) for k, p in zip(list(model.encoder_k.parameters()) + list(model.beta_k.parameters()), online))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it_and_the_previous_one_is_kept(tmp_path):
+    """A short write (here a real file-size limit, as a full disk gives) names the file and the free space,
+    and leaves the earlier checkpoint of that name whole: what --resume needs after a disk fills up."""
+    import subprocess
+    import sys
+
+    code = f"""
+import resource, signal, sys
+from pathlib import Path
+from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint
+from brokenchairs.errors import InputError
+from brokenchairs.models import build_model
+path = Path({str(tmp_path / "last.pt")!r})
+small = build_model("resnet18-fpn")
+save_checkpoint(path, model=small, model_name="resnet18-fpn", model_kwargs={{}}, config={{}}, epoch=1)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))  # files stop growing at 1 MiB: a short write
+try:
+    save_checkpoint(path, model=small, model_name="resnet18-fpn", model_kwargs={{}}, config={{}}, epoch=2)
+except InputError as exc:
+    print("ERROR", exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+print("EPOCH", read_checkpoint(path, "resnet18-fpn")["epoch"])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    error = next(line for line in out.splitlines() if line.startswith("ERROR"))
+    assert str(tmp_path / "last.pt") in error and "could not write the checkpoint" in error and "MiB free" in error
+    assert "EPOCH 1" in out and sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
