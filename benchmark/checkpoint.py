@@ -51,8 +51,8 @@ def save_checkpoint(path: Path, *, model: nn.Module, model_name: str, model_kwar
         return write_atomic(path, lambda f: torch.save(state, f), sync=True)
     except (RuntimeError, OSError) as exc:  # torch reports a short write (a full disk, a size limit) as "unexpected pos"
         free = shutil.disk_usage(path.parent).free / 2**20
-        raise InputError(path, f"could not write the checkpoint ({free:.0f} MiB free on its disk; the previous one "
-                               f"is kept, --resume continues from it): {exc}") from exc
+        raise InputError(path, f"could not write the checkpoint ({free:.0f} MiB free on its disk; an earlier "
+                               f"checkpoint of that name is kept for --resume): {exc}") from exc
 
 
 def read_checkpoint(path: Path, model_name: str | None = None) -> dict:

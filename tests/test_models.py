@@ -272,7 +272,7 @@ def test_a_checkpoint_that_cannot_be_written_is_one_line_naming_it_and_the_previ
     import sys
 
     code = f"""
-import resource, signal, sys
+import resource, signal
 from pathlib import Path
 from brokenchairs.benchmark.checkpoint import read_checkpoint, save_checkpoint
 from brokenchairs.errors import InputError
